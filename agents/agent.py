@@ -1,0 +1,70 @@
+"""Layer agents: the thin per-layer wrapper that a SimPy process drives, one event at a time."""
+from __future__ import annotations
+
+import torch
+
+from saccade_sim.errors import DivergenceError
+from saccade_sim.events import Glimpse
+
+from .layers import Layer
+from .rules.base import Factors, Rule
+
+
+def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The stock optimiser that applies the rule's ``.grad`` (sgd / adam / adamw)."""
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return cls(params, lr=lr, weight_decay=weight_decay)
+
+
+class LayerAgent:
+    """One layer with its rule and optimiser. :meth:`step` is the whole per-event computation:
+    forward (a = W x, y = rho(a)), the rule's update into ``.grad``, the optimiser step, and the
+    transmitted output. Update sizes are accumulated on the device and read only at :meth:`check`."""
+
+    def __init__(self, name: str, layer: Layer, rule: Rule, optimizer: torch.optim.Optimizer) -> None:
+        self.name = name
+        self.layer = layer
+        self.rule = rule
+        self.optimizer = optimizer
+        self.learning = True
+        self._update_sq = torch.zeros((), device=layer.weight.device)
+        self._loss = torch.zeros((), device=layer.weight.device)
+        self._count = 0
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.layer.parameters()) + list(self.rule.parameters())
+
+    def step(self, g: Glimpse) -> Glimpse:
+        x = g.data.detach()
+        with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
+            a, y = self.layer(x)
+        if self.learning:
+            loss = self.rule.update(Factors(x, a, y, g.modulator, g))
+            with torch.no_grad():
+                w = self.layer.weight
+                self._update_sq += w.grad.square().sum() / w.square().sum().clamp_min(1e-24)
+                if loss is not None:
+                    self._loss += loss
+                self._count += 1
+                self.optimizer.step()
+                self.rule.after_step()
+        return g.with_data(self.layer.transmit(y.detach()))
+
+    def check(self, time_ms: float, max_weight_norm: float) -> dict[str, float]:
+        """Read the accumulated statistics (one host sync) and stop on divergence.
+
+        Returns ``update`` = mean over events of |grad| / |W| and ``loss`` = mean local loss (if any).
+        """
+        w = self.layer.weight.detach()
+        norm = float(w.norm())
+        n = max(self._count, 1)
+        stats = {"update": float(self._update_sq / n) ** 0.5, "loss": float(self._loss / n), "weight_norm": norm}
+        self._update_sq.zero_()
+        self._loss.zero_()
+        self._count = 0
+        bad = [k for k, v in stats.items() if v != v or v in (float("inf"), float("-inf"))]
+        if bad or norm > max_weight_norm:
+            what = f"non-finite {bad[0]}" if bad else f"weight norm {norm:.3g} > run.max_weight_norm {max_weight_norm:g}"
+            raise DivergenceError(f"layer {self.name} diverged at t = {time_ms:.0f} ms ({what}); "
+                                  "lower rule.lr or enable normalisation/competition")
+        return stats

@@ -1,0 +1,82 @@
+"""The rule contract.
+
+The engine hands a rule the four factors of a three-factor update (pre-synaptic input, post-synaptic
+activity, dendritic prediction, broadcast modulator). A rule writes its weight change into ``param.grad``
+as ``-dW`` (so that a stock ``torch.optim`` optimiser *descending* the gradient *adds* ``lr * dW``), either
+from a closed form (:func:`write_delta`) or as the gradient of a local loss w.r.t. this layer's own
+parameters only (:func:`write_loss_grad`). Inputs are detached: nothing crosses layers backwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from saccade_sim.events import Glimpse
+
+from ..layers import Layer
+
+
+@dataclass
+class Factors:
+    """What a rule receives at one event: ``pre`` x (detached layer input), ``a`` = W x, ``post`` y = rho(a),
+    ``modulator`` m [B] (+1 / -1 / 0), and the event itself (stimulus ids, time) in ``glimpse``."""
+
+    pre: torch.Tensor
+    a: torch.Tensor
+    post: torch.Tensor
+    modulator: torch.Tensor
+    glimpse: Glimpse
+
+
+def write_delta(param: torch.Tensor, delta: torch.Tensor) -> None:
+    """param.grad = -dW (a descending optimiser then applies +lr * dW)."""
+    param.grad = (-delta).to(param.dtype).contiguous(memory_format=_format(param))
+
+
+def write_loss_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """param.grad = dL/dparam for this layer's own parameters (no graph kept, nothing else touched)."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads):
+        p.grad = torch.zeros_like(p) if g is None else g.detach()
+
+
+def _format(p: torch.Tensor) -> torch.memory_format:
+    if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class Rule(nn.Module):
+    """Base class of learning rules (a registered plugin of ``saccade_sim.registry.RULES``).
+
+    Subclasses set ``Options`` (dataclass: their keys in ``[rule]``) and implement :meth:`update`. They
+    may own parameters (prediction weights, projection heads): these are optimised with the layer's.
+    ``needs_graph = True`` makes the agent compute ``a`` with autograd on (loss-form rules).
+    """
+
+    Options: ClassVar[type | None] = None
+    needs_graph: ClassVar[bool] = False
+
+    def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
+        super().__init__()
+        self.layer_ref = [layer]  # not a submodule: the layer's parameters are registered by the agent
+        self.options = options
+        self.index = index
+        self.n_layers = n_layers
+
+    @property
+    def layer(self) -> Layer:
+        return self.layer_ref[0]
+
+    def update(self, f: Factors) -> torch.Tensor | None:
+        """Write this event's changes into ``.grad``; optionally return the local loss (a 0-d tensor)."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called after the optimiser step (e.g. weight normalisation)."""
+
+    def reset(self) -> None:
+        """Forget per-stream state (contexts of earlier glimpses)."""

@@ -1,0 +1,76 @@
+"""Linear probes: how much of the label a layer's representation of a stimulus makes linearly available.
+
+A stimulus is represented by every glimpse of its gaze grid: each glimpse's layer output is average-pooled
+to ``pool x pool`` and the grid is concatenated (or averaged). The raw-input baseline uses the raw glimpse
+pixels, unpooled. A ridge classifier (one-hot targets) is fitted on the probe's training split, its
+penalty chosen by leave-one-out on that split, and scored on a test split it never saw.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from agents.layers import Layer
+
+from ..modalities.base import Modality
+
+LAMBDAS = torch.logspace(-4, 2, 13, dtype=torch.float64)
+
+
+@torch.no_grad()
+def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
+                  pool: int = 2, aggregate: str = "concat", batch: int = 64) -> list[torch.Tensor]:
+    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU."""
+    grid = modality.space.grid.to(store.device)
+    g = grid.shape[0]
+    out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
+    for chunk in idx.split(batch):
+        n = len(chunk)
+        x = modality.cut(store, chunk.to(store.device).repeat_interleave(g), grid.repeat(n, 1))
+        reps = [x]
+        for layer in layers:
+            x = layer.transmit(layer(x)[1])
+            reps.append(x)
+        for i, r in enumerate(reps):
+            if i > 0 and r.dim() == 4:
+                r = F.adaptive_avg_pool2d(r, (min(pool, r.shape[-2]), min(pool, r.shape[-1])))
+            r = r.reshape(n, g, -1)
+            r = r.mean(1) if aggregate == "mean" else r.reshape(n, -1)
+            out[i].append(r.double().cpu())
+    return [torch.cat(o) for o in out]
+
+
+def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                lambdas: torch.Tensor = LAMBDAS) -> dict[str, float]:
+    """Test accuracy of a ridge classifier (kernel form, one eigendecomposition of the Gram matrix).
+
+    Features are standardised with training statistics; targets are centred one-hot codes. The penalty
+    (relative to the mean eigenvalue) is chosen by exact leave-one-out accuracy on the training split:
+    with hat matrix H = K (K + l I)^-1, the left-out score of item i is (f_i - H_ii y_i) / (1 - H_ii).
+    """
+    x_train, x_test = x_train.double(), x_test.double()
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    y1 = F.one_hot(y_train, n_classes).double()
+    y_mean = y1.mean(0)
+    yc = y1 - y_mean
+    ev, v = torch.linalg.eigh(x_train @ x_train.T)
+    ev = ev.clamp_min(0)
+    vty = v.T @ yc
+    scale = ev.mean()
+    loo = []
+    for lam in lambdas:
+        shrink = ev / (ev + lam * scale)
+        fitted = v @ (shrink[:, None] * vty)
+        h = (v * v) @ shrink
+        left_out = (fitted - h[:, None] * yc) / (1 - h).clamp_min(1e-12)[:, None]
+        loo.append(((left_out + y_mean).argmax(1) == y_train).double().mean())
+    loo_acc = torch.stack(loo)
+    best = int(torch.nonzero(loo_acc == loo_acc.max()).max())  # ties: the stronger penalty
+    alpha = v @ (vty / (ev + lambdas[best] * scale)[:, None])
+    pred = ((x_test @ x_train.T) @ alpha + y_mean).argmax(1)
+    return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
+            "loo_accuracy": float(loo_acc[best])}

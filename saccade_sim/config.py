@@ -1,0 +1,314 @@
+"""Experiment configuration: TOML in, a fully resolved and validated tree out.
+
+Every table is a dataclass whose fields are the valid keys. Plugin options live beside the key that
+selects the plugin: ``[glimpse]`` holds the options of ``data.modality``, ``[eye]`` those of
+``eye.policy`` and ``[rule]`` those of ``rule.name``. Unknown keys, wrong types and unknown plugin names
+raise :class:`ConfigError` naming the dotted key and the valid choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .registry import MODALITIES, POLICIES, RULES
+
+
+@dataclass
+class DataConfig:
+    modality: str = "image"
+    source: str = "natural"  #: a registered dataset name, or a path to a .npz file or a folder
+    root: str = ""  #: where torchvision/torchaudio datasets live (``source = "tv:MNIST"`` etc.)
+    download: bool = False  #: let torchvision/torchaudio download into ``root``
+    train_limit: int = 0  #: use at most this many training stimuli (0 = all)
+    test_limit: int = 0  #: use at most this many test stimuli (0 = all)
+    test_fraction: float = 0.2  #: held-out part when the source has no test split
+    label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
+    normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store) or "none"
+    crop_size: int = 64  #: unlabelled photographs: side of the crops cut from them
+    crops_per_photo: int = 250  #: unlabelled photographs: crops per photo (train + test)
+
+
+@dataclass
+class EyeConfig:
+    policy: str = "raster"
+    batch: int = 16  #: B eyes moving in lockstep (the tensor batch)
+    fixation_ms: float = 200.0  #: simulated duration of one fixation
+    jump_prob: float = 0.0  #: per eye and fixation, probability of a saccade to another stimulus
+    dwell: int = 0  #: fixations per stimulus before moving on (0 = one pass over the gaze grid)
+
+
+@dataclass
+class LayerSpec:
+    kind: str = "conv"  #: "conv" or "dense"
+    channels: int = 32  #: output channels (conv) or units (dense)
+    kernel: int = 3
+    stride: int = 1
+    padding: int = -1  #: -1 = kernel // 2 ("same")
+    pool: int = 1  #: pooling window applied to the transmitted output (1 = none)
+    pool_kind: str = "max"  #: "max" or "avg"
+    activation: str = "relu"
+    bias: bool = False
+    delay_ms: float = 0.0  #: conduction delay before this layer sees its input
+
+
+@dataclass
+class NetworkConfig:
+    preset: str = "small"  #: used when ``layers`` is empty
+    layers: list[LayerSpec] = field(default_factory=list)
+    channels_last: bool = True  #: memory format for conv layers (faster on CPU)
+
+
+@dataclass
+class RuleConfig:
+    name: str = "oja"
+    lr: float = 0.01
+    optimizer: str = "sgd"  #: "sgd", "adam" or "adamw"
+    weight_decay: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    glimpses: int = 20000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
+    progress: bool = True
+    check_every: int = 100  #: events between divergence checks (each costs one host sync)
+    checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
+    max_weight_norm: float = 1e4  #: a layer whose weight norm exceeds this has diverged
+
+
+@dataclass
+class ProbeConfig:
+    enabled: bool = True
+    train: int = 2000  #: at most this many training stimuli for the probe (0 = all)
+    test: int = 1000  #: at most this many test stimuli (0 = all)
+    pool: int = 2  #: each glimpse's layer output is average-pooled to pool x pool
+    aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
+    batch: int = 64
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    device: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    glimpse: Any = None  #: options of the modality plugin
+    eye: EyeConfig = field(default_factory=EyeConfig)
+    policy: Any = None  #: options of the saccade policy plugin (written in ``[eye]``)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    rule: RuleConfig = field(default_factory=RuleConfig)
+    rule_options: Any = None  #: options of the rule plugin (written in ``[rule]``)
+    run: RunConfig = field(default_factory=RunConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved tree, plugin options merged back into their tables (what ``config.json`` holds)."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["eye"].update(out.pop("policy"))
+        out["rule"].update(out.pop("rule_options"))
+        return out
+
+
+class NoOptions:
+    """Options of a plugin that takes none."""
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, NoOptions) or value is None:
+        return {}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            if option is type(None) and value is None:
+                return None
+        options = [t for t in typing.get_args(tp) if t is not type(None)]
+        return _coerce(value, options[0], key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return build(tp, value, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Any or isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def build(cls: type, table: dict[str, Any], path: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``table``, every value type-checked; unknown keys are errors."""
+    if not dataclasses.is_dataclass(cls):
+        if table:
+            raise ConfigError(f"{path}: takes no options, got {', '.join(sorted(table))}")
+        return NoOptions()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {path}.{unknown[0]}; valid keys in [{path}]: {', '.join(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}") for k, v in table.items()}
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(path)
+    return obj
+
+
+def _split(table: dict[str, Any], base: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(base)}
+    return {k: v for k, v in table.items() if k in names}, {k: v for k, v in table.items() if k not in names}
+
+
+def _with_plugin(table: dict, base: type, registry, path: str, selector: str):
+    """Split ``table`` into ``base``'s fields and the selected plugin's ``Options``, building both."""
+    own, rest = _split(table, base)
+    base_obj = build(base, own, path)
+    plugin = registry.get(getattr(base_obj, selector), f"{path}.{selector}")
+    options_cls = getattr(plugin, "Options", NoOptions)
+    valid = [f.name for f in dataclasses.fields(base)]
+    if dataclasses.is_dataclass(options_cls):
+        valid += [f.name for f in dataclasses.fields(options_cls)]
+    unknown = sorted(set(rest) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown key {path}.{unknown[0]}; valid keys in [{path}] for "
+                          f"{selector} {getattr(base_obj, selector)!r}: {', '.join(valid)}")
+    return base_obj, build(options_cls, rest, path)
+
+
+TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe")
+
+
+def resolve(raw: dict[str, Any]) -> Config:
+    """Validate a raw (TOML-shaped) tree and fill every default."""
+    raw = dict(raw)
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]}; valid top-level keys: {', '.join(TOP_KEYS)}")
+    for section in TOP_KEYS[2:]:
+        if section in raw and not isinstance(raw[section], dict):
+            raise ConfigError(f"{section}: expected a table, got {raw[section]!r}")
+    from . import plugins  # noqa: F401  (registers the built-in plugins)
+
+    top = build(_Top, {k: raw[k] for k in ("seed", "device") if k in raw}, "config")
+    data = build(DataConfig, raw.get("data", {}), "data")
+    modality = MODALITIES.get(data.modality, "data.modality")
+    glimpse = build(getattr(modality, "Options", NoOptions), raw.get("glimpse", {}), "glimpse")
+    eye, policy = _with_plugin(raw.get("eye", {}), EyeConfig, POLICIES, "eye", "policy")
+    rule, rule_options = _with_plugin(raw.get("rule", {}), RuleConfig, RULES, "rule", "name")
+    cfg = Config(
+        seed=top.seed, device=top.device, data=data, glimpse=glimpse, eye=eye, policy=policy,
+        network=build(NetworkConfig, raw.get("network", {}), "network"), rule=rule,
+        rule_options=rule_options, run=build(RunConfig, raw.get("run", {}), "run"),
+        probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
+    )
+    _check_values(cfg)
+    return cfg
+
+
+@dataclass
+class _Top:
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _positive(value: float, key: str, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(choices)}")
+
+
+def _check_values(cfg: Config) -> None:
+    _positive(cfg.eye.batch, "eye.batch")
+    _positive(cfg.eye.fixation_ms, "eye.fixation_ms")
+    _positive(cfg.eye.dwell, "eye.dwell", allow_zero=True)
+    if not 0.0 <= cfg.eye.jump_prob <= 1.0:
+        raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
+    _positive(cfg.run.glimpses, "run.glimpses")
+    _positive(cfg.run.check_every, "run.check_every")
+    _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
+    _positive(cfg.rule.lr, "rule.lr", allow_zero=True)
+    _choice(cfg.rule.optimizer, ("sgd", "adam", "adamw"), "rule.optimizer")
+    _positive(cfg.probe.pool, "probe.pool")
+    _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
+    _choice(cfg.data.normalize, ("standard", "none"), "data.normalize")
+    _positive(cfg.data.crop_size, "data.crop_size")
+    _positive(cfg.data.crops_per_photo, "data.crops_per_photo")
+    if not 0.0 < cfg.data.test_fraction < 1.0:
+        raise ConfigError(f"data.test_fraction: must be in (0, 1), got {cfg.data.test_fraction!r}")
+    for i, spec in enumerate(cfg.network.layers):
+        key = f"network.layers[{i}]"
+        _choice(spec.kind, ("conv", "dense"), f"{key}.kind")
+        _choice(spec.pool_kind, ("max", "avg"), f"{key}.pool_kind")
+        for name in ("channels", "kernel", "stride", "pool"):
+            _positive(getattr(spec, name), f"{key}.{name}")
+        _positive(spec.delay_ms, f"{key}.delay_ms", allow_zero=True)
+        if spec.delay_ms >= cfg.eye.fixation_ms:
+            raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
+                              f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")
+    if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise ConfigError(f"device: unknown value {cfg.device!r}; valid choices: cpu, cuda, cuda:N")
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (number, bool, string, array, inline table) or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` to the raw tree in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a table")
+    node[parts[-1]] = parse_value(text.strip())
+
+
+def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a TOML file (or start from defaults), apply ``key=value`` overrides, resolve."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return resolve(raw)
+
+
+def from_dict(tree: dict[str, Any]) -> Config:
+    """Resolve a tree shaped like ``config.json`` (or any partial TOML-shaped dict)."""
+    return resolve(tree)

@@ -1,0 +1,223 @@
+"""Dataset adapters: registered names, ``.npz`` files, folders of files, torchvision/torchaudio by name.
+
+Every adapter returns a :class:`Split` (train and held-out test :class:`RawStimuli`); the modality then
+turns them into tensors. Nothing is downloaded unless ``data.download = true``.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import DataConfig
+from .errors import ConfigError, DataError
+from .modalities.base import Modality, RawStimuli
+from .registry import DATASETS
+
+
+@dataclass
+class Split:
+    train: RawStimuli
+    test: RawStimuli
+    classes: list[str]
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, a random ``test_fraction`` (at least one item where a class has two) goes to test."""
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = int(round(len(idx) * test_fraction))
+        n = min(max(n, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        test.extend(idx[:n])
+        train.extend(idx[n:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
+
+
+def _limit(raw: RawStimuli, n: int, rng: np.random.Generator) -> RawStimuli:
+    if n <= 0 or n >= len(raw):
+        return raw
+    return raw.subset(np.sort(rng.permutation(len(raw))[:n]))
+
+
+def _labels(names: list[str]) -> tuple[np.ndarray, list[str]]:
+    classes = sorted(set(names), key=lambda s: (len(s), s) if s.isdigit() else (0, s))
+    lookup = {c: i for i, c in enumerate(classes)}
+    return np.array([lookup[n] for n in names], dtype=np.int64), classes
+
+
+def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.random.Generator) -> Split:
+    """``x`` [N, ...] and ``y`` int [N], optional ``x_test``/``y_test``; shapes checked by the modality."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(f"{path}: missing array {key!r} (found: {', '.join(sorted(arrays)) or 'none'})")
+
+    def part(xk: str, yk: str) -> RawStimuli:
+        x, y = arrays[xk], arrays[yk]
+        modality.check_array(x, f"{path}:{xk}")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}:{yk}: expected integer labels [N], got {y.dtype} {y.shape}")
+        if len(x) != len(y):
+            raise DataError(f"{path}: {xk} has {len(x)} items but {yk} has {len(y)}")
+        if len(x) == 0:
+            raise DataError(f"{path}:{xk}: no stimuli")
+        return RawStimuli(x, y.astype(np.int64))
+
+    train = part("x", "y")
+    if "x_test" in arrays:
+        if "y_test" not in arrays:
+            raise DataError(f"{path}: has 'x_test' but no 'y_test'")
+        test = part("x_test", "y_test")
+    else:
+        tr, te = stratified_split(train.y, cfg.test_fraction, rng)
+        train, test = train.subset(tr), train.subset(te)
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else \
+        [str(c) for c in range(int(max(train.y.max(), test.y.max())) + 1)]
+    return Split(train, test, classes)
+
+
+def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, rng: np.random.Generator) -> Split:
+    """Files with the modality's extensions. Label: ``data.label_pattern`` (regex, group 1) on the file
+    name, else the sub-folder name, else the modality's default for flat folders. A flat folder of
+    images has no default label: each image is a photo to cut labelled crops from (see :func:`photo_crops`)."""
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in modality.extensions and p.is_file())
+    if not files:
+        raise DataError(f"{path}: no {modality.name} files ({', '.join(modality.extensions)})")
+    if cfg.label_pattern:
+        pattern = re.compile(cfg.label_pattern)
+        names = []
+        for f in files:
+            m = pattern.search(f.name)
+            if not m:
+                raise DataError(f"{f}: file name does not match data.label_pattern {cfg.label_pattern!r}")
+            names.append(m.group(1) if m.groups() else m.group(0))
+    elif any(f.parent != path for f in files):
+        names = [f.parent.relative_to(path).parts[0] for f in files]
+    else:
+        names = [modality.flat_label(f) for f in files]
+        if any(n is None for n in names):
+            photos = [modality.load_file(f, options) for f in files]
+            return photo_crops(photos, [f.stem for f in files], cfg, rng)
+    y, classes = _labels(names)
+    raw = RawStimuli([modality.load_file(f, options) for f in files], y, names=[str(f) for f in files])
+    tr, te = stratified_split(y, cfg.test_fraction, rng)
+    return Split(raw.subset(tr), raw.subset(te), classes)
+
+
+def photo_crops(photos: list[np.ndarray], names: list[str], cfg: DataConfig, rng: np.random.Generator) -> Split:
+    """Labelled stimuli from unlabelled photographs: ``crop_size`` squares, label = which photo.
+
+    Each photo is scaled so its shorter side is 4 x crop_size; train crops come from the first part of
+    its longer axis and test crops from the last ``test_fraction`` (at least one crop wide), so no test
+    pixel is ever seen in training.
+    """
+    from PIL import Image
+
+    if any(p.ndim == 2 for p in photos):  # mixed grey and colour: all grey
+        photos = [p if p.ndim == 2 else np.asarray(Image.fromarray(p[..., :3]).convert("L")) for p in photos]
+    s = cfg.crop_size
+    n_test = max(1, int(round(cfg.crops_per_photo * cfg.test_fraction)))
+    n_train = cfg.crops_per_photo - n_test
+    xs, ys, xt, yt = [], [], [], []
+    for label, photo in enumerate(photos):
+        pil = Image.fromarray(photo)
+        scale = 4 * s / min(pil.size)
+        a = np.asarray(pil.resize((round(pil.size[0] * scale), round(pil.size[1] * scale)), Image.BILINEAR))
+        if a.shape[1] > a.shape[0]:
+            a = np.swapaxes(a, 0, 1)  # longer axis first
+        long_side = a.shape[0]
+        cut = min(long_side - s, max(s, int(round(long_side * (1 - cfg.test_fraction)))))
+        for n, lo, hi, out_x, out_y in ((n_train, 0, cut - s, xs, ys), (n_test, cut, long_side - s, xt, yt)):
+            for top, left in zip(rng.integers(lo, hi + 1, n), rng.integers(0, a.shape[1] - s + 1, n)):
+                out_x.append(a[top:top + s, left:left + s])
+                out_y.append(label)
+    return Split(RawStimuli(np.stack(xs), np.array(ys, np.int64)),
+                 RawStimuli(np.stack(xt), np.array(yt, np.int64)), list(names))
+
+
+NATURAL_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "grass.png",
+                  "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "retina.jpg",
+                  "rocket.jpg")
+
+
+@DATASETS.register("natural")
+def natural(cfg: DataConfig, modality: type[Modality], options, rng: np.random.Generator) -> Split:
+    """12 photographs bundled with scikit-image (no download); crops labelled by photo (see photo_crops)."""
+    if modality.name != "image":
+        raise ConfigError(f"data.source: dataset 'natural' is images; data.modality is {modality.name!r}")
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    files = [folder / n for n in NATURAL_PHOTOS]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise DataError(f"scikit-image lacks its bundled photographs: {', '.join(missing)}")
+    return photo_crops([modality.load_file(f, options) for f in files], [f.stem for f in files], cfg, rng)
+
+
+def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Split:
+    """``tv:NAME``: a torchvision dataset class with ``root`` (train/test via ``train=`` or ``split=``)."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, name, None)
+    if cls is None:
+        raise ConfigError(f"data.source: torchvision has no dataset {name!r}")
+    if not cfg.root:
+        raise ConfigError("data.root: required for torchvision datasets (where the files are or go)")
+
+    def part(train: bool) -> RawStimuli:
+        try:
+            try:
+                ds = cls(cfg.root, train=train, download=cfg.download)
+            except TypeError:
+                ds = cls(cfg.root, split="train" if train else "test", download=cfg.download)
+        except RuntimeError as exc:
+            raise DataError(f"{cfg.root}: torchvision {name}: {exc} (set data.download = true to fetch it)") from None
+        x = getattr(ds, "data", None)
+        y = getattr(ds, "targets", getattr(ds, "labels", None))
+        if x is None or y is None:
+            pairs = [(np.asarray(img), int(t)) for img, t in ds]
+            x, y = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+        x = np.asarray(x)
+        if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
+            x = np.moveaxis(x, 1, -1)  # STL-10/SVHN store [N, C, H, W]
+        return RawStimuli(x, np.asarray(y, dtype=np.int64))
+
+    train, test = part(True), part(False)
+    classes = list(getattr(cls, "classes", [])) or [str(c) for c in range(int(train.y.max()) + 1)]
+    return Split(train, test, [str(c) for c in classes])
+
+
+def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split:
+    """Dispatch ``data.source`` to an adapter, then apply ``train_limit``/``test_limit`` (seeded)."""
+    from .seeding import stream_seed
+
+    rng = np.random.default_rng(stream_seed(seed, "data"))
+    source = cfg.source
+    if source in DATASETS:
+        split = DATASETS.get(source)(cfg, modality, options, rng)
+    elif source.startswith("tv:"):
+        split = load_torchvision(source[3:], cfg, modality)
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            split = load_folder(path, modality, cfg, options, rng)
+        elif path.suffix == ".npz":
+            if not path.exists():
+                raise DataError(f"{path}: file not found (data.source)")
+            split = load_npz(path, modality, cfg, rng)
+        else:
+            hint = "no such file or folder" if not path.exists() else "not a .npz file or a folder"
+            raise ConfigError(f"data.source: {source!r}: {hint}; registered datasets: "
+                              f"{', '.join(DATASETS.names())}, or tv:NAME for torchvision")
+    limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
+    return Split(_limit(split.train, cfg.train_limit, limit_rng), _limit(split.test, cfg.test_limit, limit_rng),
+                 split.classes)

@@ -1,0 +1,17 @@
+"""The documented errors of saccade-sim: every failure a user can cause is one of these."""
+
+
+class SaccadeSimError(Exception):
+    """Base class; the CLI prints these as one line and exits with status 2."""
+
+
+class ConfigError(SaccadeSimError):
+    """A configuration key, type or value is invalid (the message names it)."""
+
+
+class DataError(SaccadeSimError):
+    """A stimulus file or array is missing, empty, corrupt or of the wrong shape (the message names it)."""
+
+
+class DivergenceError(SaccadeSimError):
+    """A layer's weights or activity became non-finite or exploded (the message names layer and time)."""

@@ -1,0 +1,98 @@
+"""The modality plugin contract: raw stimuli -> a tensor store -> glimpses at sampled gazes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..policies import GazeSpace
+
+
+@dataclass
+class RawStimuli:
+    """Stimuli as loaded from a source, before the modality turns them into tensors.
+
+    ``x`` is an array [N, ...] or a list of N arrays (files of different lengths); ``y`` int64 [N];
+    ``groups`` optional [N] strings (e.g. speakers) for group-held-out evaluation.
+    """
+
+    x: Any
+    y: np.ndarray
+    groups: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: np.ndarray) -> "RawStimuli":
+        x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
+        return RawStimuli(
+            x, self.y[idx], None if self.groups is None else self.groups[idx],
+            [self.names[i] for i in idx] if self.names else [],
+        )
+
+
+class Modality:
+    """Base class of modality plugins.
+
+    A subclass sets ``Options`` (a dataclass: the keys of ``[glimpse]``), ``extensions`` (files it reads
+    in folders), and implements :meth:`load_file`, :meth:`prepare` (raw -> float store [N, ...]) and
+    :meth:`cut` (store, stimulus indices, gaze -> glimpses [B, C, h, w]). ``space`` lists valid gazes.
+    """
+
+    Options: ClassVar[type | None] = None
+    extensions: ClassVar[tuple[str, ...]] = ()
+    name: ClassVar[str] = ""
+
+    def __init__(self, options: Any, stimulus_shape: tuple[int, ...]) -> None:
+        self.options = options
+        self.stimulus_shape = tuple(stimulus_shape)
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load_file(cls, path: Path, options: Any) -> np.ndarray:
+        """Decode one file of a folder source (raise DataError naming the file if it is bad)."""
+        raise NotImplementedError
+
+    @classmethod
+    def flat_label(cls, path: Path) -> str | None:
+        """Label of a file in a folder without sub-folders (None: this modality has no default)."""
+        return None
+
+    @classmethod
+    def check_array(cls, x: np.ndarray, where: str) -> None:
+        """Validate an array loaded from a ``.npz`` (raise DataError naming ``where``)."""
+
+    @classmethod
+    def prepare(cls, raw: RawStimuli, options: Any) -> torch.Tensor:
+        """Raw stimuli -> float32 store [N, ...] of equal-shaped stimuli."""
+        raise NotImplementedError
+
+    # -- glimpses ------------------------------------------------------------------------------
+    @property
+    def space(self) -> GazeSpace:
+        raise NotImplementedError
+
+    @property
+    def glimpse_shape(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def grid_positions(size: int, patch: int, stride: int) -> list[int]:
+    """Top-left offsets of patches along one axis.
+
+    ``stride > 0``: 0, stride, 2*stride, ... while the patch fits. ``stride == 0``: evenly spaced offsets
+    from 0 to ``size - patch`` (both ends included), about ``patch // 2`` apart, so the grid covers the
+    whole axis (64 px with 16-px patches -> 7 offsets 8 px apart; 28 px -> 0, 6, 12).
+    """
+    if stride > 0:
+        return list(range(0, size - patch + 1, stride))
+    span = size - patch
+    n = int(np.ceil(span / max(patch // 2, 1))) + 1 if span > 0 else 1
+    return [int(round(v)) for v in np.linspace(0, span, n)]

@@ -1,0 +1,141 @@
+"""Image modality: 2-D stimuli, glimpse = a patch x patch crop at gaze (y, x)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from ..policies import GazeSpace
+from ..registry import MODALITIES
+from .base import Modality, RawStimuli, grid_positions
+
+
+@dataclass
+class ImageOptions:
+    patch: int = 16  #: glimpse side in pixels
+    stride: int = 0  #: grid step in pixels (0 = even spacing about patch/2 apart covering the image)
+    color: str = "auto"  #: "gray", "rgb" or "auto" (keep what the source has)
+    size: int = 0  #: resize (shorter side) and centre-crop every image to size x size (0 = keep)
+
+    def validate(self, path: str) -> None:
+        if self.patch <= 0:
+            raise ConfigError(f"{path}.patch: must be > 0, got {self.patch}")
+        if self.stride < 0:
+            raise ConfigError(f"{path}.stride: must be >= 0, got {self.stride}")
+        if self.color not in ("gray", "rgb", "auto"):
+            raise ConfigError(f"{path}.color: unknown value {self.color!r}; valid choices: gray, rgb, auto")
+
+
+def to_float_image(img: np.ndarray) -> np.ndarray:
+    """uint8/float [H, W] or [H, W, C] -> float32 [C, H, W] in [0, 1] (alpha dropped)."""
+    a = np.asarray(img)
+    scale = 255.0 if a.dtype == np.uint8 else (a.max() if a.max() > 1.0 else 1.0)
+    a = a.astype(np.float32) / np.float32(scale)
+    if a.ndim == 2:
+        a = a[None]
+    else:
+        a = np.moveaxis(a[..., :3], -1, 0)
+    return a
+
+
+def set_color(x: torch.Tensor, color: str) -> torch.Tensor:
+    """[N, C, H, W]: 'gray' = ITU-R 601 luma of RGB, 'rgb' = grey repeated to 3 channels."""
+    if color == "gray" and x.shape[1] == 3:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    if color == "rgb" and x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    return x
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the shorter side is ``size`` (bilinear, PIL) and centre-crop to size x size."""
+    from PIL import Image
+
+    pil = Image.fromarray(img)
+    w, h = pil.size
+    s = size / min(w, h)
+    pil = pil.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = pil.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(pil.crop((left, top, left + size, top + size)))
+
+
+@MODALITIES.register("image")
+class ImageModality(Modality):
+    """2-D images (grey or colour); a glimpse is a square patch at gaze (y, x) on a grid or anywhere."""
+
+    Options = ImageOptions
+    extensions = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+    name = "image"
+
+    @classmethod
+    def load_file(cls, path: Path, options: ImageOptions) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16") else "RGB")
+                a = np.asarray(im)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot decode image ({exc})") from None
+        if a.size == 0:
+            raise DataError(f"{path}: empty image")
+        return resize_square(a, options.size) if options.size else a
+
+    @classmethod
+    def check_array(cls, x: np.ndarray, where: str) -> None:
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
+            raise DataError(f"{where}: expected images [N,H,W] or [N,H,W,C] with C in 1/3/4, got shape {x.shape}")
+        if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
+            raise DataError(f"{where}: expected uint8 or float images, got dtype {x.dtype}")
+
+    @classmethod
+    def prepare(cls, raw: RawStimuli, options: ImageOptions) -> torch.Tensor:
+        items = raw.x
+        if isinstance(items, np.ndarray):
+            if options.size:
+                items = [resize_square(a, options.size) for a in items]
+            else:
+                a = torch.from_numpy(np.ascontiguousarray(items))
+                a = a.float() / 255.0 if a.dtype == torch.uint8 else a.float()
+                a = a[:, None] if a.ndim == 3 else a[..., :3].permute(0, 3, 1, 2)
+                return set_color(a, options.color).contiguous()
+        arrays = [to_float_image(a) for a in items]
+        channels = max(a.shape[0] for a in arrays)
+        arrays = [np.repeat(a, channels, 0) if a.shape[0] != channels else a for a in arrays]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise DataError(f"images differ in size ({sorted(shapes)[:3]} ...); set glimpse.size to resize them")
+        return set_color(torch.from_numpy(np.stack(arrays)), options.color).contiguous()
+
+    def __init__(self, options: ImageOptions, stimulus_shape: tuple[int, ...]) -> None:
+        super().__init__(options, stimulus_shape)
+        c, h, w = stimulus_shape
+        p = options.patch
+        if p > h or p > w:
+            raise ConfigError(f"glimpse.patch: {p} is larger than the stimuli ({h}x{w} pixels)")
+        ys, xs = grid_positions(h, p, options.stride), grid_positions(w, p, options.stride)
+        # raster order as in CLAPP: time runs down each column (x outer, y inner)
+        grid = torch.tensor([(y, x) for x in xs for y in ys], dtype=torch.long)
+        self._space = GazeSpace(grid, torch.tensor([h - p, w - p]))
+        self._offsets = torch.arange(p)
+
+    @property
+    def space(self) -> GazeSpace:
+        return self._space
+
+    @property
+    def glimpse_shape(self) -> tuple[int, int, int]:
+        return (self.stimulus_shape[0], self.options.patch, self.options.patch)
+
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+        """``store`` [N, C, H, W], ``idx`` [B], ``gaze`` [B, 2] top-left (y, x) -> [B, C, p, p] in one gather."""
+        off = self._offsets.to(store.device)
+        rows = (gaze[:, 0:1] + off)[:, :, None]
+        cols = (gaze[:, 1:2] + off)[:, None, :]
+        patches = store[idx[:, None, None], :, rows, cols]  # [B, p, p, C]
+        return patches.permute(0, 3, 1, 2).contiguous()

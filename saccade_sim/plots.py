@@ -1,0 +1,30 @@
+"""PNG plots written into a run folder (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
+    """Relative update size |dW|/|W| (and the local loss, where the rule has one) per layer over time."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    if history:
+        t = [h["time_ms"] / 1000 for h in history]
+        layers = sorted({k.split("/")[0] for k in history[0] if "/" in k})
+        for name in layers:
+            axes[0].plot(t, [h[f"{name}/update"] for h in history], label=name)
+            axes[1].plot(t, [h[f"{name}/loss"] for h in history], label=name)
+        axes[0].set_yscale("log")
+        axes[0].legend()
+    axes[0].set(xlabel="simulated time (s)", ylabel="|dW| / |W| per event", title="update size")
+    axes[1].set(xlabel="simulated time (s)", ylabel="local loss", title="local loss (0 if the rule has none)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)

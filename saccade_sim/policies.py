@@ -1,0 +1,59 @@
+"""Saccade policies: where each eye looks next. A policy only samples gaze parameters; the modality cuts
+the glimpse (torchvision's split between sampling a transform's parameters and applying it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .registry import POLICIES
+
+
+@dataclass(frozen=True)
+class GazeSpace:
+    """Valid fixations of a modality: ``grid`` [G, D] in raster order, ``high`` [D] inclusive maxima."""
+
+    grid: torch.Tensor
+    high: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.grid.shape[0]
+
+
+class SaccadePolicy:
+    """Base class. ``sample(step, batch, space, generator)`` returns gaze coordinates [batch, D] (long)."""
+
+    Options = None
+
+    def __init__(self, options=None) -> None:
+        self.options = options
+
+    def sample(self, step: int, batch: int, space: GazeSpace, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@POLICIES.register("raster")
+class RasterPolicy(SaccadePolicy):
+    """CLAPP raster: visit the gaze grid in order (time runs down each column), all eyes in step."""
+
+    def sample(self, step, batch, space, generator):
+        return space.grid[step % space.size].expand(batch, -1)
+
+
+@dataclass
+class RandomOptions:
+    free: bool = False  #: any in-bounds position instead of grid positions
+
+
+@POLICIES.register("random")
+class RandomPolicy(SaccadePolicy):
+    """Uniform random fixations, independently per eye: on the gaze grid, or anywhere in bounds."""
+
+    Options = RandomOptions
+
+    def sample(self, step, batch, space, generator):
+        if self.options.free:
+            u = torch.rand(batch, space.high.numel(), generator=generator)
+            return (u * (space.high + 1)).long().clamp_max(space.high)
+        return space.grid[torch.randint(space.size, (batch,), generator=generator)]
