@@ -84,8 +84,8 @@ class RunConfig:
 @dataclass
 class ProbeConfig:
     enabled: bool = True
-    train: int = 2000  #: at most this many training stimuli for the probe (0 = all)
-    test: int = 1000  #: at most this many test stimuli (0 = all)
+    train: int = 1000  #: at most this many training stimuli for the probe (0 = all)
+    test: int = 500  #: at most this many test stimuli (0 = all)
     pool: int = 2  #: each glimpse's layer output is average-pooled to pool x pool
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
     batch: int = 64

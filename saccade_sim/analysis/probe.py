@@ -57,7 +57,8 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     y1 = F.one_hot(y_train, n_classes).double()
     y_mean = y1.mean(0)
     yc = y1 - y_mean
-    ev, v = torch.linalg.eigh(x_train @ x_train.T)
+    x32 = x_train.float()
+    ev, v = torch.linalg.eigh((x32 @ x32.T).double())  # Gram in float32 (the cost), spectrum in float64
     ev = ev.clamp_min(0)
     vty = v.T @ yc
     scale = ev.mean()
@@ -71,6 +72,6 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     loo_acc = torch.stack(loo)
     best = int(torch.nonzero(loo_acc == loo_acc.max()).max())  # ties: the stronger penalty
     alpha = v @ (vty / (ev + lambdas[best] * scale)[:, None])
-    pred = ((x_test @ x_train.T) @ alpha + y_mean).argmax(1)
+    pred = ((x_test.float() @ x32.T).double() @ alpha + y_mean).argmax(1)
     return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
             "loo_accuracy": float(loo_acc[best])}
