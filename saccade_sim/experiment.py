@@ -51,9 +51,17 @@ def set_rng_states(state: dict[str, Any]) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available here; use device = \"cpu\"")
-    return torch.device(name)
+    """``device`` as a torch device; a CUDA device that is absent (or malformed) is a ConfigError."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: cannot parse {name!r}; valid choices: cpu, cuda, cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {name!r} requested but CUDA is not available here; use device = \"cpu\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device: {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
 
 
 class Experiment:

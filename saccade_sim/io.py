@@ -74,7 +74,15 @@ def load_torch(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: refused to load: not a plain checkpoint (weights_only: {first})") from None
+        raise DataError(f"{path}: refused to load: not a plain checkpoint of tensors and containers "
+                        f"(weights_only: {_unpickling_reason(exc)}); nothing from it was executed") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The informative line of torch's weights_only error, without its boilerplate."""
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    reason = [ln for ln in lines if ln and not ln.startswith(boilerplate)]
+    return " ".join(reason) or type(exc).__name__
