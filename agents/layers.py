@@ -74,8 +74,8 @@ class Layer(nn.Module):
             try:
                 a = self.op(torch.zeros(1, *in_shape).flatten(1) if not self.is_conv else torch.zeros(1, *in_shape))
             except RuntimeError as exc:
-                raise ConfigError(f"network.{name}: does not fit its {list(in_shape)} input "
-                                  f"(kernel {spec.kernel}, stride {spec.stride}, padding {spec.padding}): {exc}") from None
+                raise ConfigError(f"network.{name}: does not fit its {list(in_shape)} input (kernel "
+                                  f"{spec.kernel}, stride {spec.stride}, padding {spec.padding}): {exc}") from None
             if self.is_conv and (a.shape[-1] < spec.pool or a.shape[-2] < spec.pool):
                 raise ConfigError(f"network.{name}.pool: {spec.pool} is larger than the layer's "
                                   f"{a.shape[-2]}x{a.shape[-1]} output")

@@ -133,7 +133,8 @@ def resume(out: Path, overrides: Sequence[str] = ()) -> Experiment:
     try:
         exp.load_state_dict(state)
     except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
-        raise DataError(f"{path}: does not fit the experiment it describes ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: does not fit the experiment it describes "
+                        f"({type(exc).__name__}: {exc})") from None
     if exp.eye.event > exp.config.run.glimpses:
         raise ConfigError(f"run.glimpses: {exp.config.run.glimpses} is fewer than the {exp.eye.event} events "
                           f"already simulated in {path}")

@@ -72,8 +72,8 @@ class Eye:
         return glimpse
 
     def state_dict(self) -> dict:
-        return {"event": self.event, "time": self.time, "stimulus": self.stimulus.clone(), "stream": self.stream.clone(),
-                "pointer": self.pointer, "generator": self.generator.get_state()}
+        return {"event": self.event, "time": self.time, "stimulus": self.stimulus.clone(),
+                "stream": self.stream.clone(), "pointer": self.pointer, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.event = state["event"]

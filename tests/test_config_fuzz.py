@@ -71,7 +71,7 @@ def configs(draw):
     return tree
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_any_config_runs_or_fails_with_a_documented_error(tree):
     try:
