@@ -51,11 +51,12 @@ class LayerAgent:
         return g.with_data(self.layer.transmit(y.detach()))
 
     def diverged(self, max_weight_norm: float) -> str | None:
-        """Why this layer's weights are unusable (non-finite, or norm > ``max_weight_norm``), or None.
-        Reads one scalar (a host sync) and changes no state."""
-        norm = float(self.layer.weight.detach().norm())
-        if norm != norm or norm == float("inf"):
+        """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above
+        ``max_weight_norm``), or None. One host sync; changes no state."""
+        norms = torch.stack([p.detach().norm() for p in self.parameters()]).cpu()
+        if not torch.isfinite(norms).all():
             return "non-finite weights"
+        norm = float(self.layer.weight.detach().norm())
         if norm > max_weight_norm:
             return f"weight norm {norm:.3g} > run.max_weight_norm {max_weight_norm:g}"
         return None

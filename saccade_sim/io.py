@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +73,9 @@ def load_torch(path: Path) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint here")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise DataError(f"{path}: refused to load: not a plain checkpoint of tensors and containers "
                         f"(weights_only: {_unpickling_reason(exc)}); nothing from it was executed") from None
