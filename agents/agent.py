@@ -50,6 +50,21 @@ class LayerAgent:
                 self.rule.after_step()
         return g.with_data(self.layer.transmit(y.detach()))
 
+    def diverged(self, max_weight_norm: float) -> str | None:
+        """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above
+        ``max_weight_norm``), or None. One host sync; changes no state."""
+        norms = torch.stack([p.detach().norm() for p in self.parameters()]).cpu()
+        if not torch.isfinite(norms).all():
+            return "non-finite weights"
+        norm = float(self.layer.weight.detach().norm())
+        if norm > max_weight_norm:
+            return f"weight norm {norm:.3g} > run.max_weight_norm {max_weight_norm:g}"
+        return None
+
+    def divergence_error(self, why: str, time_ms: float) -> DivergenceError:
+        return DivergenceError(f"layer {self.name} diverged at t = {time_ms:.0f} ms ({why}); "
+                               "lower rule.lr or enable normalisation/competition")
+
     def check(self, time_ms: float, max_weight_norm: float) -> dict[str, float]:
         """Read the accumulated statistics (one host sync) and stop on divergence.
 
@@ -65,6 +80,21 @@ class LayerAgent:
         bad = [k for k, v in stats.items() if v != v or v in (float("inf"), float("-inf"))]
         if bad or norm > max_weight_norm:
             what = f"non-finite {bad[0]}" if bad else f"weight norm {norm:.3g} > run.max_weight_norm {max_weight_norm:g}"
-            raise DivergenceError(f"layer {self.name} diverged at t = {time_ms:.0f} ms ({what}); "
-                                  "lower rule.lr or enable normalisation/competition")
+            raise self.divergence_error(what, time_ms)
         return stats
+
+    def state_dict(self) -> dict:
+        """Weights, rule state (parameters and buffers), optimiser state and the statistics accumulated
+        since the last :meth:`check` (so a resumed run logs the same history)."""
+        return {"layer": self.layer.state_dict(), "rule": self.rule.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "learning": self.learning,
+                "update_sq": self._update_sq.clone(), "loss": self._loss.clone(), "count": self._count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.layer.load_state_dict(state["layer"])
+        self.rule.load_state_dict(state["rule"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.learning = state["learning"]
+        self._update_sq.copy_(state["update_sq"])
+        self._loss.copy_(state["loss"])
+        self._count = state["count"]

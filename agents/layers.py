@@ -13,6 +13,7 @@ from torch import nn
 
 from saccade_sim.config import LayerSpec
 from saccade_sim.errors import ConfigError
+from saccade_sim.seeding import weight_seed
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -70,7 +71,11 @@ class Layer(nn.Module):
             self.op = nn.Linear(n_in, spec.channels, bias=spec.bias)
             self.channels_last = False
         with torch.no_grad():
-            a = self.op(torch.zeros(1, *in_shape).flatten(1) if not self.is_conv else torch.zeros(1, *in_shape))
+            try:
+                a = self.op(torch.zeros(1, *in_shape).flatten(1) if not self.is_conv else torch.zeros(1, *in_shape))
+            except RuntimeError as exc:
+                raise ConfigError(f"network.{name}: does not fit its {list(in_shape)} input (kernel "
+                                  f"{spec.kernel}, stride {spec.stride}, padding {spec.padding}): {exc}") from None
             if self.is_conv and (a.shape[-1] < spec.pool or a.shape[-2] < spec.pool):
                 raise ConfigError(f"network.{name}.pool: {spec.pool} is larger than the layer's "
                                   f"{a.shape[-2]}x{a.shape[-1]} output")
@@ -105,11 +110,16 @@ class Layer(nn.Module):
         return pool(y, self.spec.pool)
 
 
-def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True) -> list[Layer]:
-    """Chain layers, each one's input shape being the previous one's output shape."""
+def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True,
+                 seed: int | None = None) -> list[Layer]:
+    """Chain layers, each one's input shape being the previous one's output shape. With ``seed``, layer i's
+    initial weights come from its own stream ``weight_seed(seed, i)`` (the global RNG is left untouched)."""
     layers, shape = [], tuple(in_shape)
     for i, spec in enumerate(specs):
-        layer = Layer(spec, shape, f"layers[{i}]", channels_last)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(weight_seed(seed, i))
+            layer = Layer(spec, shape, f"layers[{i}]", channels_last)
         layers.append(layer)
         shape = layer.out_shape
     return layers

@@ -1,4 +1,5 @@
-"""Command line: ``saccade-sim run [CONFIG] [--set key=value ...] [--out DIR]`` and ``saccade-sim list``."""
+"""Command line: ``saccade-sim run [CONFIG] [--set key=value ...] [--out DIR] [--checkpoint-every N]``,
+``saccade-sim run --resume DIR`` and ``saccade-sim list``."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import SaccadeSimError
+from .errors import Interrupted, SaccadeSimError
 
 
 def format_probe_table(results: dict[str, Any]) -> str:
@@ -27,19 +28,29 @@ def format_probe_table(results: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from . import checkpoint
     from .config import load
+    from .errors import ConfigError
     from .experiment import Experiment
 
-    cfg = load(args.config, args.set)
-    out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SaccadeSimError(f"{out}: output folder is not empty (holds another run); "
-                              "pass --overwrite or choose another --out")
+    overrides = list(args.set)
+    if args.checkpoint_every is not None:
+        overrides.append(f"run.checkpoint_every={args.checkpoint_every}")
     if args.quiet:
-        cfg.run.progress = False
-    exp = Experiment(cfg)
-    results = exp.run()
-    exp.save(out)
+        overrides.append("run.progress=false")
+    if args.resume:
+        if args.config or args.out or args.overwrite:
+            raise ConfigError("--resume DIR continues the run in DIR with its saved configuration; "
+                              "do not pass CONFIG, --out or --overwrite with it")
+        out = Path(args.resume)
+        exp = checkpoint.resume(out, overrides)
+    else:
+        cfg = load(args.config, overrides)
+        out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
+        exp = Experiment(cfg)  # bad data or config fail here, before the folder is touched
+        checkpoint.check_checkpointable(exp)
+        checkpoint.prepare_folder(out, args.overwrite)
+    results = checkpoint.run_in_folder(exp, out)
     print(format_probe_table(results))
     print(f"{results['glimpses']} glimpses ({results['events']} events, {results['sim_time_ms'] / 1000:.1f} s "
           f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s; "
@@ -74,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default runs/RULE-MODALITY-seedSEED)")
     run.add_argument("--overwrite", action="store_true", help="write into a folder that holds another run")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="write checkpoint.pt every N glimpse events (sets run.checkpoint_every)")
+    run.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR from its checkpoint")
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="registered modalities, policies, rules, datasets and presets")
     lst.set_defaults(func=_list)
@@ -84,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as exc:
+        print(f"saccade-sim: {exc}", file=sys.stderr)
+        return 130
     except SaccadeSimError as exc:
         print(f"saccade-sim: error: {exc}", file=sys.stderr)
         return 2

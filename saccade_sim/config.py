@@ -164,7 +164,7 @@ def build(cls: type, table: dict[str, Any], path: str) -> Any:
         raise ConfigError(
             f"unknown key {path}.{unknown[0]}; valid keys in [{path}]: {', '.join(names)}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}") for k, v in table.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in table.items()}
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if check is not None:
@@ -207,7 +207,7 @@ def resolve(raw: dict[str, Any]) -> Config:
             raise ConfigError(f"{section}: expected a table, got {raw[section]!r}")
     from . import plugins  # noqa: F401  (registers the built-in plugins)
 
-    top = build(_Top, {k: raw[k] for k in ("seed", "device") if k in raw}, "config")
+    top = build(_Top, {k: raw[k] for k in ("seed", "device") if k in raw}, "")
     data = build(DataConfig, raw.get("data", {}), "data")
     modality = MODALITIES.get(data.modality, "data.modality")
     glimpse = build(getattr(modality, "Options", NoOptions), raw.get("glimpse", {}), "glimpse")

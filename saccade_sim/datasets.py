@@ -63,12 +63,15 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
     def part(xk: str, yk: str) -> RawStimuli:
         x, y = arrays[xk], arrays[yk]
         modality.check_array(x, f"{path}:{xk}")
+        check_values(x, f"{path}:{xk}")
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{path}:{yk}: expected integer labels [N], got {y.dtype} {y.shape}")
         if len(x) != len(y):
             raise DataError(f"{path}: {xk} has {len(x)} items but {yk} has {len(y)}")
         if len(x) == 0:
             raise DataError(f"{path}:{xk}: no stimuli")
+        if y.min() < 0:
+            raise DataError(f"{path}:{yk}: labels must be >= 0, found {int(y.min())}")
         return RawStimuli(x, y.astype(np.int64))
 
     train = part("x", "y")
@@ -82,6 +85,30 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else \
         [str(c) for c in range(int(max(train.y.max(), test.y.max())) + 1)]
     return Split(train, test, classes)
+
+
+def check_values(x: np.ndarray, where: str) -> None:
+    """Stimuli must be numbers and finite (NaN or Inf would silently poison every layer)."""
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DataError(f"{where}: expected numeric stimuli, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"{where}: contains NaN or Inf values")
+
+
+def load_file(modality: type[Modality], path: Path, options) -> np.ndarray:
+    """``modality.load_file`` with one error contract for every modality: anything a decoder raises
+    becomes a DataError naming the file; an empty or non-finite result is refused too."""
+    try:
+        a = modality.load_file(path, options)
+    except DataError:
+        raise
+    except Exception as exc:  # decoders raise their own types (PIL, soundfile, av, ...)
+        raise DataError(f"{path}: cannot read {modality.name} file ({type(exc).__name__}: {exc})") from None
+    a = np.asarray(a)
+    if a.size == 0:
+        raise DataError(f"{path}: empty {modality.name} file")
+    check_values(a, str(path))
+    return a
 
 
 def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, rng: np.random.Generator) -> Split:
@@ -104,10 +131,10 @@ def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, 
     else:
         names = [modality.flat_label(f) for f in files]
         if any(n is None for n in names):
-            photos = [modality.load_file(f, options) for f in files]
+            photos = [load_file(modality, f, options) for f in files]
             return photo_crops(photos, [f.stem for f in files], cfg, rng)
     y, classes = _labels(names)
-    raw = RawStimuli([modality.load_file(f, options) for f in files], y, names=[str(f) for f in files])
+    raw = RawStimuli([load_file(modality, f, options) for f in files], y, names=[str(f) for f in files])
     tr, te = stratified_split(y, cfg.test_fraction, rng)
     return Split(raw.subset(tr), raw.subset(te), classes)
 
@@ -160,7 +187,7 @@ def natural(cfg: DataConfig, modality: type[Modality], options, rng: np.random.G
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise DataError(f"scikit-image lacks its bundled photographs: {', '.join(missing)}")
-    return photo_crops([modality.load_file(f, options) for f in files], [f.stem for f in files], cfg, rng)
+    return photo_crops([load_file(modality, f, options) for f in files], [f.stem for f in files], cfg, rng)
 
 
 def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Split:

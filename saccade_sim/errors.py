@@ -15,3 +15,7 @@ class DataError(SaccadeSimError):
 
 class DivergenceError(SaccadeSimError):
     """A layer's weights or activity became non-finite or exploded (the message names layer and time)."""
+
+
+class Interrupted(SaccadeSimError):
+    """The run was stopped (Ctrl-C / SIGTERM) after writing a checkpoint (the message says how to resume)."""

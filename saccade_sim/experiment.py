@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import copy
+import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,16 +25,43 @@ from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
 from .registry import MODALITIES, POLICIES, RULES
-from .seeding import generator, stream_seed
+from .seeding import eye_generator, stream_seed
 from .simulation import Simulation
 
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
+CHECKPOINT_FORMAT = 1  #: version of the checkpoint layout written by :meth:`Experiment.state_dict`
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNGs (torch CPU and CUDA, numpy, random), for plugins that draw from them."""
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "random": random.getstate()}
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, key, *rest = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), *rest))
+    random.setstate(state["random"])
 
 
 def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available here; use device = \"cpu\"")
-    return torch.device(name)
+    """``device`` as a torch device; a CUDA device that is absent (or malformed) is a ConfigError."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: cannot parse {name!r}; valid choices: cpu, cuda, cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {name!r} requested but CUDA is not available here; use device = \"cpu\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device: {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
 
 
 class Experiment:
@@ -57,7 +85,7 @@ class Experiment:
 
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
         self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye,
-                       generator(cfg.seed, "eye"))
+                       eye_generator(cfg.seed))
         self.layers = self._build_layers()
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
@@ -69,11 +97,32 @@ class Experiment:
             params = list(layer.parameters()) + list(rule.parameters())
             opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
             self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt))
-        self.simulation = Simulation(self.eye, self.agents, cfg.eye.fixation_ms,
-                                     [layer.spec.delay_ms for layer in self.layers])
-        self.simulation.every(cfg.run.check_every, self._check)
+        self.hooks: list[tuple[int, Any, int]] = []
+        self.stateful: dict[str, Any] = {}
+        self.simulation = self._new_simulation(0.0)
+        self.every(cfg.run.check_every, self._check)
         self.history: list[dict[str, Any]] = []
         self.wall_s = 0.0
+
+    def _new_simulation(self, start_ms: float) -> Simulation:
+        sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
+                         [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms)
+        for n_events, fn, channel in self.hooks:
+            sim.every(n_events, fn, channel)
+        return sim
+
+    def every(self, n_events: int, fn: Any, channel: int = -1) -> None:
+        """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output); kept
+        across a restore from a checkpoint (use this, not ``simulation.every``, for monitors)."""
+        self.hooks.append((n_events, fn, channel))
+        self.simulation.every(n_events, fn, channel)
+
+    def register_state(self, name: str, obj: Any) -> None:
+        """Save ``obj.state_dict()`` in every checkpoint and ``obj.load_state_dict(...)`` it on restore
+        (recorders, monitors: anything whose buffers a resumed run must continue from)."""
+        if name in self.stateful:
+            raise ValueError(f"state {name!r} is already registered")
+        self.stateful[name] = obj
 
     def _build_layers(self) -> list[Layer]:
         cfg = self.config
@@ -83,9 +132,7 @@ class Experiment:
                 raise ConfigError(f"network.preset: unknown value {cfg.network.preset!r}; "
                                   f"valid choices: {', '.join(PRESETS)}")
             specs = PRESETS[cfg.network.preset]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stream_seed(cfg.seed, "weights"))
-            layers = build_layers(specs, self.modality.glimpse_shape, cfg.network.channels_last)
+        layers = build_layers(specs, self.modality.glimpse_shape, cfg.network.channels_last, seed=cfg.seed)
         return [layer.to(self.device) for layer in layers]
 
     # -- simulation ----------------------------------------------------------------------------
@@ -96,20 +143,43 @@ class Experiment:
                 entry[f"{agent.name}/{k}"] = v
         self.history.append(entry)
 
-    def simulate(self, events: int | None = None, progress: bool | None = None) -> None:
-        """Run ``events`` glimpse events (default ``run.glimpses``) through the SimPy engine."""
+    def simulate(self, events: int | None = None, progress: bool | None = None,
+                 stop: Callable[[], bool] = lambda: False, pause_every: int = 0,
+                 on_pause: Callable[[], None] | None = None) -> int:
+        """Run ``events`` more glimpse events (default: what is left of ``run.glimpses``) through the SimPy
+        engine; returns how many ran. Stops early once ``stop()`` is true (checked before each event).
+        With ``pause_every`` > 0, ``on_pause()`` is called every ``pause_every`` events (counted from event
+        0), when no event is in flight (e.g. to write a checkpoint). Ends with a divergence check."""
         from tqdm.auto import tqdm
 
-        events = self.config.run.glimpses if events is None else events
+        events = self.config.run.glimpses - self.eye.event if events is None else events
         show = self.config.run.progress if progress is None else progress
         bar = tqdm(total=events * self.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
                    mininterval=0.5, desc=f"{self.config.rule.name}")
-        start = time.perf_counter()
+        done = 0
         with bar:
-            self.simulation.run(events, tick=lambda: bar.update(self.eye.batch))
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-        self.wall_s += time.perf_counter() - start
+            while done < events and not stop():
+                chunk = events - done
+                if pause_every:
+                    chunk = min(chunk, pause_every - self.eye.event % pause_every)
+                start = time.perf_counter()
+                ran = self.simulation.run(chunk, tick=lambda: bar.update(self.eye.batch), stop=stop)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                self.wall_s += time.perf_counter() - start
+                done += ran
+                if ran == chunk and pause_every and self.eye.event % pause_every == 0 and on_pause is not None:
+                    self.verify()
+                    on_pause()
+        self.verify()
+        return done
+
+    def verify(self) -> None:
+        """Raise DivergenceError if any layer's weights are non-finite or exploded (no state changes)."""
+        for agent in self.agents:
+            why = agent.diverged(self.config.run.max_weight_norm)
+            if why:
+                raise agent.divergence_error(why, self.eye.time)
 
     # -- evaluation ----------------------------------------------------------------------------
     def _probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
@@ -159,16 +229,41 @@ class Experiment:
 
     # -- persistence ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: weights, rule and optimiser states, RNGs, clock, stream position."""
+        """Everything needed to continue bit-identically: weights (current and initial), rule and optimiser
+        states, every RNG state, the eye's stream position, the clock, the history and registered states.
+        Plain containers of tensors and numbers only (loadable with ``weights_only``)."""
         return {
+            "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
-            "layers": [layer.state_dict() for layer in self.layers],
-            "rules": [a.rule.state_dict() for a in self.agents],
-            "optimizers": [a.optimizer.state_dict() for a in self.agents],
+            "agents": [a.state_dict() for a in self.agents],
+            "initial_layers": [layer.state_dict() for layer in self.initial_layers],
             "eye": self.eye.state_dict(),
             "clock_ms": float(self.simulation.env.now),
+            "rng": rng_states(),
             "history": self.history,
+            "wall_s": self.wall_s,
+            "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output into this (freshly built, same-config) experiment and rebuild
+        the SimPy processes at the saved clock."""
+        if len(state["agents"]) != len(self.agents):
+            raise ValueError(f"checkpoint has {len(state['agents'])} layers, this network {len(self.agents)}")
+        for agent, s in zip(self.agents, state["agents"]):
+            agent.load_state_dict(s)
+        for layer, s in zip(self.initial_layers, state["initial_layers"]):
+            layer.load_state_dict(s)
+        self.eye.load_state_dict(state["eye"])
+        set_rng_states(state["rng"])
+        self.history = list(state["history"])
+        self.wall_s = state["wall_s"]
+        missing = sorted(set(self.stateful) - set(state["stateful"]))
+        if missing:
+            raise ValueError(f"checkpoint lacks the registered state {missing[0]!r}")
+        for name, obj in self.stateful.items():
+            obj.load_state_dict(state["stateful"][name])
+        self.simulation = self._new_simulation(state["clock_ms"])
 
     def save(self, out: str | Path) -> Path:
         """Write ``config.json``, ``results.json``, ``checkpoint.pt``, ``history.npz`` and plots into ``out``."""

@@ -30,6 +30,7 @@ class Eye:
         self.generator = generator
         self.device = store.device
         self.event = 0  # fixations so far
+        self.time = 0.0  # simulated time (ms) of the last fixation
         self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the stream is CPU-side
         self.stream = torch.randperm(len(store), generator=generator)
         self.pointer = 0
@@ -67,14 +68,16 @@ class Eye:
             stimulus=idx, label=self.labels[idx], modulator=modulator.to(self.device, non_blocking=True),
         )
         self.event += 1
+        self.time = time
         return glimpse
 
     def state_dict(self) -> dict:
-        return {"event": self.event, "stimulus": self.stimulus.clone(), "stream": self.stream.clone(),
-                "pointer": self.pointer, "generator": self.generator.get_state()}
+        return {"event": self.event, "time": self.time, "stimulus": self.stimulus.clone(),
+                "stream": self.stream.clone(), "pointer": self.pointer, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.event = state["event"]
+        self.time = state["time"]
         self.stimulus = state["stimulus"].clone()
         self.stream = state["stream"].clone()
         self.pointer = state["pointer"]

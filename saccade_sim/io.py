@@ -1,23 +1,51 @@
-"""Crash-safe output: every file is written to a temporary sibling, flushed, then renamed over."""
+"""Crash-safe output: every file is written to a temporary sibling, flushed, then renamed over.
+
+A kill at any moment leaves either the old file or the new one, never a partial file under the real
+name. Loading never executes code from a file: checkpoints use ``torch.load(weights_only=True)``.
+"""
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from .errors import DataError
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` then atomically rename ``tmp`` to ``path`` (a kill leaves the old file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -37,5 +65,27 @@ def save_torch(path: Path, data: Any) -> None:
 
 
 def load_torch(path: Path) -> Any:
-    """Load a checkpoint with ``weights_only`` (tensors and plain containers only; no code runs)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a checkpoint with ``weights_only`` (tensors and plain containers only; no code runs).
+
+    A missing, truncated or foreign file, or one whose pickle asks to build anything but tensors and plain
+    containers, raises :class:`DataError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no checkpoint here")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{path}: refused to load: not a plain checkpoint of tensors and containers "
+                        f"(weights_only: {_unpickling_reason(exc)}); nothing from it was executed") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The informative line of torch's weights_only error, without its boilerplate."""
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    reason = [ln for ln in lines if ln and not ln.startswith(boilerplate)]
+    return " ".join(reason) or type(exc).__name__

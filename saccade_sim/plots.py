@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .io import atomic_write  # noqa: E402
+
 
 def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     """Relative update size |dW|/|W| (and the local loss, where the rule has one) per layer over time."""
@@ -24,7 +26,7 @@ def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     axes[0].set(xlabel="simulated time (s)", ylabel="|dW| / |W| per event", title="update size")
     axes[1].set(xlabel="simulated time (s)", ylabel="local loss", title="local loss (0 if the rule has none)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    finally:
+        plt.close(fig)

@@ -1,7 +1,10 @@
 """The SimPy wiring. SimPy only orders events: the Eye process emits one Glimpse per fixation onto a
 :class:`Broadcast`; each layer agent's process waits on its input channel, optionally waits its conduction
 delay, runs the agent's (pure tensor) step and publishes the result on its own channel. Monitors are
-processes subscribed to any channel."""
+processes subscribed to any channel.
+
+SimPy processes are generators and cannot be saved: a checkpoint is taken between :meth:`Simulation.run`
+calls, when no event is in flight, and a restored run builds a new Simulation at the saved clock."""
 from __future__ import annotations
 
 from typing import Callable, Generator, Sequence
@@ -29,6 +32,8 @@ class Simulation:
         self.channels = [Broadcast(self.env, "eye")] + [Broadcast(self.env, a.name) for a in self.agents]
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
+        self.done = eye.event  # events that every layer has processed
+        self.env.process(self._record_done())
 
     def every(self, n_events: int, fn: Hook, channel: int = -1) -> None:
         """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output)."""
@@ -47,18 +52,27 @@ class Simulation:
             if (glimpse.index + 1) % every == 0:
                 fn(glimpse)
 
-    def _eye_process(self, events: int, tick: Callable[[], None]) -> Generator:
+    def _eye_process(self, events: int, tick: Callable[[], None], stop: Callable[[], bool]) -> Generator:
+        """Fixation k+1 comes ``fixation_ms`` after fixation k (the eye's own clock, so a run split into
+        several :meth:`run` calls emits at the same times as one call)."""
         for _ in range(events):
-            yield self.env.timeout(self.fixation_ms)
+            if stop():
+                return
+            due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
+            yield self.env.timeout(max(due - self.env.now, 0.0))
             self.channels[0].publish(self.eye.next_glimpse(self.env.now))
             tick()
 
-    def _until(self, index: int) -> Generator:
-        while (yield self.channels[-1].wait()).index < index:
-            pass
+    def _record_done(self) -> Generator:
+        while True:
+            self.done = (yield self.channels[-1].wait()).index + 1
 
-    def run(self, events: int, tick: Callable[[], None] = lambda: None) -> None:
-        """Simulate ``events`` more fixations and let every layer process the last one."""
-        done = self.env.process(self._until(self.eye.event + events - 1))
-        self.env.process(self._eye_process(events, tick))
-        self.env.run(until=done)
+    def run(self, events: int, tick: Callable[[], None] = lambda: None,
+            stop: Callable[[], bool] = lambda: False) -> int:
+        """Simulate up to ``events`` more fixations (fewer if ``stop()`` turns true before one) and let every
+        layer process the last one, so that no event is in flight when this returns. Returns how many ran."""
+        first = self.eye.event
+        self.env.run(until=self.env.process(self._eye_process(events, tick, stop)))
+        while self.done < self.eye.event:
+            self.env.step()
+        return self.eye.event - first
