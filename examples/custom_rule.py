@@ -23,7 +23,7 @@ class GatedHebbOptions:
 
 @ss.RULES.register("gated_hebb")
 class GatedHebb(Rule):
-    """Modulator-gated Hebb: dW = 1/n sum m (y x - decay y^2 w) (Oja, learning only when m = +1)."""
+    """Modulator-gated Oja: dW = 1/n sum [m > 0] (y x - decay y^2 w), then unit-norm rows."""
 
     Options = GatedHebbOptions
 
@@ -33,6 +33,11 @@ class GatedHebb(Rule):
         with torch.no_grad():
             decay = (y * y).sum(dim=[0] + list(range(2, y.dim()))).view(-1, *([1] * (w.dim() - 1)))
             write_delta(w, (correlation(self.layer, f.pre, y) - self.options.decay * decay * w) / n_terms(y))
+
+    @torch.no_grad()
+    def after_step(self):
+        w = self.layer.weight
+        w.div_(w.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (w.dim() - 1))))
 
 
 @ss.POLICIES.register("centre_out")
