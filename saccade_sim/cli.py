@@ -27,19 +27,26 @@ def format_probe_table(results: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from . import distributed
     from .config import load
     from .experiment import Experiment
 
     cfg = load(args.config, args.set)
     out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SaccadeSimError(f"{out}: output folder is not empty (holds another run); "
-                              "pass --overwrite or choose another --out")
-    if args.quiet:
-        cfg.run.progress = False
-    exp = Experiment(cfg)
-    results = exp.run()
-    exp.save(out)
+    world = distributed.init_from_env(cfg.distributed, cfg.device)  # torchrun: join the ranks
+    try:
+        if world.is_main and out.exists() and any(out.iterdir()) and not args.overwrite:
+            raise SaccadeSimError(f"{out}: output folder is not empty (holds another run); "
+                                  "pass --overwrite or choose another --out")
+        if args.quiet:
+            cfg.run.progress = False
+        exp = Experiment(cfg)
+        results = exp.run()
+        exp.save(out)
+    finally:
+        distributed.shutdown()
+    if not world.is_main:
+        return 0
     print(format_probe_table(results))
     print(f"{results['glimpses']} glimpses ({results['events']} events, {results['sim_time_ms'] / 1000:.1f} s "
           f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s; "
