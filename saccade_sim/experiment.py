@@ -104,11 +104,11 @@ class Experiment:
 
         events = self.config.run.glimpses if events is None else events
         show = (self.config.run.progress if progress is None else progress) and self.world.is_main
-        bar = tqdm(total=events * self.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
+        bar = tqdm(total=events * self.config.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
                    mininterval=0.5, desc=f"{self.config.rule.name}")
         start = time.perf_counter()
         with bar:
-            self.simulation.run(events, tick=lambda: bar.update(self.eye.batch))
+            self.simulation.run(events, tick=lambda: bar.update(self.config.eye.batch))
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         self.wall_s += time.perf_counter() - start
