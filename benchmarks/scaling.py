@@ -27,8 +27,8 @@ def conv(channels: int) -> dict:
     return {"kind": "conv", "channels": channels, "kernel": 3, "pool": 2}
 
 
-def points(args: argparse.Namespace) -> dict[str, dict]:
-    """name -> (config overrides, events)."""
+def points() -> dict[str, dict]:
+    """name -> config overrides of one point."""
     out = {}
     for b in (1, 8, 32, 128):
         out[f"batch {b}"] = {"eye": {"batch": b}, "network": {"preset": "small"}}
@@ -89,7 +89,7 @@ def main() -> None:
     if args.worker:
         return worker(json.loads(args.worker))
 
-    grid = points(args)
+    grid = points()
     seen: dict[str, list[dict]] = {name: [] for name in grid}
     interleaved({name: (lambda name=name: seen[name].append(run_point(grid[name], args)) or 0.0) for name in grid},
                 args.repeats)

@@ -1,6 +1,7 @@
 """Scale-out: logical shards make the eye's streams independent of the rank layout, the weight-sync hook
 averages changes (K = 1) or weights (K > 1) over ranks, and 2 gloo ranks launched by torchrun learn the same
 weights as 1 process with the whole batch."""
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,5 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
     for s in range(4):
         assert torch.equal(ckpt["eye"]["shards"][s]["order"], eye["shards"][s]["order"])
         assert torch.equal(ckpt["eye"]["shards"][s]["stimulus"], eye["shards"][s]["stimulus"])
-    import json
     results = json.loads((tmp_path / "two" / "results.json").read_text())
     assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1"}
