@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import io
-from .config import apply_override, resolve
+from .config import Config, apply_override, resolve
 from .errors import ConfigError, DataError, DivergenceError, Interrupted
 from .experiment import CHECKPOINT_FORMAT, Experiment
 
@@ -73,9 +73,12 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def write_checkpoint(exp: Experiment, out: Path) -> None:
-    """Check the weights are sound, then replace ``out/checkpoint.pt`` atomically."""
+    """Check the weights are sound, then replace ``out/checkpoint.pt`` atomically. Every rank of a
+    distributed run calls this (the eye shards are gathered); only rank 0 writes."""
     exp.verify()
-    io.save_torch(out / CHECKPOINT, exp.state_dict())
+    state = exp.state_dict()
+    if exp.world.is_main:
+        io.save_torch(out / CHECKPOINT, state)
 
 
 def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
@@ -86,7 +89,8 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
     """
     out = Path(out)
     check_checkpointable(exp)
-    io.write_json(out / CONFIG, exp.config.to_dict())
+    if exp.world.is_main:
+        io.write_json(out / CONFIG, exp.config.to_dict())
     saved = [exp.eye.event if (out / CHECKPOINT).exists() else None]
 
     def checkpoint() -> None:
@@ -113,12 +117,10 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
 RESUMABLE = ("run.glimpses", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm")
 
 
-def resume(out: Path, overrides: Sequence[str] = ()) -> Experiment:
-    """Rebuild the experiment saved in ``out/checkpoint.pt`` at the saved event (``weights_only`` load).
-
+def load_checkpoint(out: Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Config]:
+    """Read ``out/checkpoint.pt`` (``weights_only``) and its configuration with ``overrides`` applied;
     ``overrides`` may change only the keys in :data:`RESUMABLE` (e.g. extend ``run.glimpses``)."""
-    out = Path(out)
-    path = out / CHECKPOINT
+    path = Path(out) / CHECKPOINT
     state = io.load_torch(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
@@ -129,7 +131,13 @@ def resume(out: Path, overrides: Sequence[str] = ()) -> Experiment:
         if key not in RESUMABLE:
             raise ConfigError(f"--set {key}: cannot change when resuming; only {', '.join(RESUMABLE)}")
         apply_override(tree, assignment)
-    exp = Experiment(resolve(tree))
+    return state, resolve(tree)
+
+
+def restore(out: Path, state: dict[str, Any], cfg: Config) -> Experiment:
+    """Rebuild the experiment of :func:`load_checkpoint` at the saved event."""
+    out, path = Path(out), Path(out) / CHECKPOINT
+    exp = Experiment(cfg)
     try:
         exp.load_state_dict(state)
     except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
@@ -142,5 +150,11 @@ def resume(out: Path, overrides: Sequence[str] = ()) -> Experiment:
         if exp.eye.event == exp.config.run.glimpses:
             raise ConfigError(f"{out}: the run is already complete ({RESULTS} present); "
                               "extend it with --set run.glimpses=N")
-        (out / RESULTS).unlink()
+        if exp.world.is_main:
+            (out / RESULTS).unlink()
     return exp
+
+
+def resume(out: Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Rebuild the experiment saved in ``out`` at the saved event (see :func:`load_checkpoint`)."""
+    return restore(out, *load_checkpoint(out, overrides))

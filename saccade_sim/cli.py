@@ -28,7 +28,7 @@ def format_probe_table(results: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import checkpoint
+    from . import checkpoint, distributed
     from .config import load
     from .errors import ConfigError
     from .experiment import Experiment
@@ -43,14 +43,24 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--resume DIR continues the run in DIR with its saved configuration; "
                               "do not pass CONFIG, --out or --overwrite with it")
         out = Path(args.resume)
-        exp = checkpoint.resume(out, overrides)
+        state, cfg = checkpoint.load_checkpoint(out, overrides)
     else:
         cfg = load(args.config, overrides)
         out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
-        exp = Experiment(cfg)  # bad data or config fail here, before the folder is touched
-        checkpoint.check_checkpointable(exp)
-        checkpoint.prepare_folder(out, args.overwrite)
-    results = checkpoint.run_in_folder(exp, out)
+    world = distributed.init_from_env(cfg.distributed, cfg.device)  # torchrun: join the ranks
+    try:
+        if args.resume:
+            exp = checkpoint.restore(out, state, cfg)
+        else:
+            exp = Experiment(cfg)  # bad data or config fail here, before the folder is touched
+            checkpoint.check_checkpointable(exp)
+            if world.is_main:
+                checkpoint.prepare_folder(out, args.overwrite)
+        results = checkpoint.run_in_folder(exp, out)
+    finally:
+        distributed.shutdown()
+    if not world.is_main:
+        return 0
     print(format_probe_table(results))
     print(f"{results['glimpses']} glimpses ({results['events']} events, {results['sim_time_ms'] / 1000:.1f} s "
           f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s; "

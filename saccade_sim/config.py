@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .distributed import DistributedConfig
 from .errors import ConfigError
 from .registry import MODALITIES, POLICIES, RULES
 
@@ -41,6 +42,7 @@ class EyeConfig:
     fixation_ms: float = 200.0  #: simulated duration of one fixation
     jump_prob: float = 0.0  #: per eye and fixation, probability of a saccade to another stimulus
     dwell: int = 0  #: fixations per stimulus before moving on (0 = one pass over the gaze grid)
+    shards: int = 1  #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs)
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Config:
     rule_options: Any = None  #: options of the rule plugin (written in ``[rule]``)
     run: RunConfig = field(default_factory=RunConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved tree, plugin options merged back into their tables (what ``config.json`` holds)."""
@@ -193,7 +196,7 @@ def _with_plugin(table: dict, base: type, registry, path: str, selector: str):
     return base_obj, build(options_cls, rest, path)
 
 
-TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe")
+TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed")
 
 
 def resolve(raw: dict[str, Any]) -> Config:
@@ -218,6 +221,7 @@ def resolve(raw: dict[str, Any]) -> Config:
         network=build(NetworkConfig, raw.get("network", {}), "network"), rule=rule,
         rule_options=rule_options, run=build(RunConfig, raw.get("run", {}), "run"),
         probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
+        distributed=build(DistributedConfig, raw.get("distributed", {}), "distributed"),
     )
     _check_values(cfg)
     return cfg
@@ -243,6 +247,9 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.eye.batch, "eye.batch")
     _positive(cfg.eye.fixation_ms, "eye.fixation_ms")
     _positive(cfg.eye.dwell, "eye.dwell", allow_zero=True)
+    _positive(cfg.eye.shards, "eye.shards")
+    if cfg.eye.batch % cfg.eye.shards:
+        raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
     _positive(cfg.run.glimpses, "run.glimpses")

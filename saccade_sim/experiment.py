@@ -19,13 +19,13 @@ import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer
 from agents.layers import PRESETS, Layer, build_layers
 
-from . import datasets, io
+from . import datasets, distributed, io
 from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
 from .registry import MODALITIES, POLICIES, RULES
-from .seeding import eye_generator, stream_seed
+from .seeding import stream_seed
 from .simulation import Simulation
 
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
@@ -70,7 +70,8 @@ class Experiment:
     def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
         cfg = config if isinstance(config, Config) else resolve(config or {})
         self.config = cfg
-        self.device = resolve_device(cfg.device)
+        self.world = distributed.world()
+        self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
         self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
         train = modality_cls.prepare(self.split.train, cfg.glimpse)
@@ -84,8 +85,8 @@ class Experiment:
         self.test_labels = torch.from_numpy(self.split.test.y).to(self.device)
 
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye,
-                       eye_generator(cfg.seed))
+        self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
+                       self.world.shards(cfg.eye.shards))
         self.layers = self._build_layers()
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
@@ -96,7 +97,8 @@ class Experiment:
                 rule = rule_cls(layer, cfg.rule_options, i, len(self.layers)).to(self.device)
             params = list(layer.parameters()) + list(rule.parameters())
             opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt))
+            sync = distributed.make_sync(params, cfg.distributed, self.world)
+            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
         self.hooks: list[tuple[int, Any, int]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
@@ -153,8 +155,8 @@ class Experiment:
         from tqdm.auto import tqdm
 
         events = self.config.run.glimpses - self.eye.event if events is None else events
-        show = self.config.run.progress if progress is None else progress
-        bar = tqdm(total=events * self.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
+        show = (self.config.run.progress if progress is None else progress) and self.world.is_main
+        bar = tqdm(total=events * self.config.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
                    mininterval=0.5, desc=f"{self.config.rule.name}")
         done = 0
         with bar:
@@ -163,7 +165,7 @@ class Experiment:
                 if pause_every:
                     chunk = min(chunk, pause_every - self.eye.event % pause_every)
                 start = time.perf_counter()
-                ran = self.simulation.run(chunk, tick=lambda: bar.update(self.eye.batch), stop=stop)
+                ran = self.simulation.run(chunk, tick=lambda: bar.update(self.config.eye.batch), stop=stop)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 self.wall_s += time.perf_counter() - start
@@ -212,17 +214,17 @@ class Experiment:
         """Simulate ``run.glimpses`` events, then probe every layer; returns the ``results.json`` tree."""
         self.simulate(progress=progress)
         start = time.perf_counter()
-        probe = self.probe() if self.config.probe.enabled else {}
+        probe = self.probe() if self.config.probe.enabled and self.world.is_main else {}
         self.results = self._results(probe, time.perf_counter() - start)
         return self.results
 
     def _results(self, probe: dict[str, Any], probe_wall_s: float) -> dict[str, Any]:
-        cfg, events = self.config, self.eye.event
+        cfg, events = self.config, self.eye.event  # glimpses: over all ranks (eye.batch is the global batch)
         return {
             "rule": cfg.rule.name, "modality": cfg.data.modality, "dataset": cfg.data.source,
-            "seed": cfg.seed, "device": str(self.device), "events": events, "glimpses": events * self.eye.batch,
+            "seed": cfg.seed, "device": str(self.device), "events": events, "glimpses": events * cfg.eye.batch,
             "sim_time_ms": float(self.simulation.env.now), "wall_s": self.wall_s,
-            "glimpses_per_s": events * self.eye.batch / max(self.wall_s, 1e-9), "probe_wall_s": probe_wall_s,
+            "glimpses_per_s": events * cfg.eye.batch / max(self.wall_s, 1e-9), "probe_wall_s": probe_wall_s,
             "probe": probe, "classes": self.split.classes,
             "layers": {a.name: list(a.layer.post_shape) for a in self.agents},
         }
@@ -237,7 +239,7 @@ class Experiment:
             "config": self.config.to_dict(),
             "agents": [a.state_dict() for a in self.agents],
             "initial_layers": [layer.state_dict() for layer in self.initial_layers],
-            "eye": self.eye.state_dict(),
+            "eye": distributed.gather_shards(self.eye.state_dict(), self.world),
             "clock_ms": float(self.simulation.env.now),
             "rng": rng_states(),
             "history": self.history,
@@ -266,13 +268,17 @@ class Experiment:
         self.simulation = self._new_simulation(state["clock_ms"])
 
     def save(self, out: str | Path) -> Path:
-        """Write ``config.json``, ``results.json``, ``checkpoint.pt``, ``history.npz`` and plots into ``out``."""
+        """Write ``config.json``, ``results.json``, ``checkpoint.pt``, ``history.npz`` and plots into ``out``.
+        In a distributed run every rank calls it (the eye state is gathered) and only rank 0 writes."""
         from .plots import learning_curve
 
+        state = self.state_dict()
         out = Path(out)
+        if not self.world.is_main:
+            return out
         out.mkdir(parents=True, exist_ok=True)
         io.write_json(out / "config.json", self.config.to_dict())
-        io.save_torch(out / "checkpoint.pt", self.state_dict())
+        io.save_torch(out / "checkpoint.pt", state)
         keys = sorted({k for h in self.history for k in h})
         io.save_npz(out / "history.npz",
                     {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})

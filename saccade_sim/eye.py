@@ -1,66 +1,110 @@
-"""The Eye: B eyes in lockstep walking over a stream of stimuli, one glimpse per fixation.
+"""The Eye: B eyes in lockstep walking over stimuli, one glimpse per fixation.
+
+The B eyes are split into ``eye.shards`` logical shards of B / S eyes. Shard s owns its part of the store
+(stimuli s, s + S, s + 2S, ...), its own seeded generator (``stream_seed(seed, "eye", s)``) and its own
+stimulus stream, so what shard s sees does not depend on which process runs it: a distributed run gives
+each rank a contiguous range of shards (:mod:`saccade_sim.distributed`).
 
 Pure state + tensor logic; the SimPy process in :mod:`saccade_sim.simulation` only calls
 :meth:`Eye.next_glimpse` once per fixation.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from .config import EyeConfig
+from .errors import ConfigError
 from .events import Glimpse
 from .modalities.base import Modality
 from .policies import SaccadePolicy
+from .seeding import generator
+
+
+class StimulusStream:
+    """One logical shard's stimuli: ``items`` (store indices) in a new seeded permutation at each epoch."""
+
+    def __init__(self, items: torch.Tensor, gen: torch.Generator) -> None:
+        self.items = items
+        self.generator = gen
+        self.order = torch.randperm(len(items), generator=gen)
+        self.pointer = 0
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next n store indices of the stream."""
+        out = []
+        while n > 0:
+            if self.pointer == len(self.order):
+                self.order = torch.randperm(len(self.items), generator=self.generator)
+                self.pointer = 0
+            chunk = self.order[self.pointer:self.pointer + n]
+            self.pointer += len(chunk)
+            n -= len(chunk)
+            out.append(self.items[chunk])
+        return torch.cat(out)
+
+    def state_dict(self) -> dict:
+        return {"order": self.order.clone(), "pointer": self.pointer, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = state["order"].clone()
+        self.pointer = state["pointer"]
+        self.generator.set_state(state["generator"])
 
 
 class Eye:
     """Each fixation: a policy picks the gaze (the same fixation count for every eye), eyes that jump
-    (probability ``jump_prob``) or whose dwell is over take the next stimuli of a seeded stream, and the
-    modulator says, per eye, whether the stimulus stayed the same (+1) or changed (-1; 0 at the first)."""
+    (probability ``jump_prob``) or whose dwell is over take the next stimuli of their shard's stream, and
+    the modulator says, per eye, whether the stimulus stayed the same (+1) or changed (-1; 0 at the first).
+
+    ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
+    ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard.
+    """
 
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
-                 cfg: EyeConfig, generator: torch.Generator) -> None:
+                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None) -> None:
+        if len(store) < cfg.shards:
+            raise ConfigError(f"eye.shards: {cfg.shards} shards need at least as many training stimuli, "
+                              f"got {len(store)}")
         self.modality = modality
         self.store = store
         self.labels = labels
         self.policy = policy
-        self.batch = cfg.batch
+        self.shard_ids = list(range(cfg.shards) if shards is None else shards)
+        self.per_shard = cfg.batch // cfg.shards
+        self.batch = self.per_shard * len(self.shard_ids)
         self.jump_prob = cfg.jump_prob
         self.dwell = cfg.dwell or modality.space.size
-        self.generator = generator
         self.device = store.device
         self.event = 0  # fixations so far
         self.time = 0.0  # simulated time (ms) of the last fixation
-        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the stream is CPU-side
-        self.stream = torch.randperm(len(store), generator=generator)
-        self.pointer = 0
+        everything = torch.arange(len(store))
+        self.streams = [StimulusStream(everything[s::cfg.shards], generator(seed, "eye", s)) for s in self.shard_ids]
+        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the streams are CPU-side
 
-    def _take(self, n: int) -> torch.Tensor:
-        """Next n stimulus indices of the stream (a new seeded permutation at each epoch)."""
-        out = []
-        while n > 0:
-            if self.pointer == len(self.stream):
-                self.stream = torch.randperm(len(self.store), generator=self.generator)
-                self.pointer = 0
-            chunk = self.stream[self.pointer:self.pointer + n]
-            self.pointer += len(chunk)
-            n -= len(chunk)
-            out.append(chunk)
-        return torch.cat(out)
+    def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One shard's stimuli and gazes [per_shard, D] for this fixation, from its own generator."""
+        n, gen = self.per_shard, stream.generator
+        if step == 0:
+            new = stream.take(n)
+        elif self.jump_prob > 0:
+            jump = torch.rand(n, generator=gen) < self.jump_prob
+            new = torch.where(jump, stream.take(n), old)
+        else:
+            new = old
+        return new, self.policy.sample(step, n, self.modality.space, gen)
 
     def next_glimpse(self, time: float) -> Glimpse:
         step = self.event % self.dwell
         old = self.stimulus
-        if step == 0:
-            self.stimulus = self._take(self.batch)
-        elif self.jump_prob > 0:
-            jump = torch.rand(self.batch, generator=self.generator) < self.jump_prob
-            self.stimulus = torch.where(jump, self._take(self.batch), old)
+        parts = [self._shard_step(s, step, o) for s, o in zip(self.streams, old.split(self.per_shard))]
+        self.stimulus = torch.cat([p[0] for p in parts])
+        gaze = torch.cat([p[1] for p in parts])
         if self.event == 0:
             modulator = torch.zeros(self.batch)
         else:
             modulator = (self.stimulus == old).float() * 2 - 1
-        gaze = self.policy.sample(step, self.batch, self.modality.space, self.generator)
         idx = self.stimulus.to(self.device, non_blocking=True)
         gaze_d = gaze.to(self.device, non_blocking=True)
         glimpse = Glimpse(
@@ -72,13 +116,20 @@ class Eye:
         return glimpse
 
     def state_dict(self) -> dict:
-        return {"event": self.event, "time": self.time, "stimulus": self.stimulus.clone(),
-                "stream": self.stream.clone(), "pointer": self.pointer, "generator": self.generator.get_state()}
+        """Clock and, per logical shard id, its eyes' stimuli and its stream (so shards can move between ranks)."""
+        stim = self.stimulus.split(self.per_shard)
+        return {"event": self.event, "time": self.time,
+                "shards": {s: {"stimulus": st.clone(), **stream.state_dict()}
+                           for s, st, stream in zip(self.shard_ids, stim, self.streams)}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore this Eye's shards from a state holding (at least) every shard it runs."""
+        missing = [s for s in self.shard_ids if s not in state["shards"]]
+        if missing:
+            raise ConfigError(f"eye.shards: the saved state has no shard {missing[0]} "
+                              f"(it holds {sorted(state['shards'])})")
         self.event = state["event"]
         self.time = state["time"]
-        self.stimulus = state["stimulus"].clone()
-        self.stream = state["stream"].clone()
-        self.pointer = state["pointer"]
-        self.generator.set_state(state["generator"])
+        for s, stream in zip(self.shard_ids, self.streams):
+            stream.load_state_dict(state["shards"][s])
+        self.stimulus = torch.cat([state["shards"][s]["stimulus"] for s in self.shard_ids]).clone()

@@ -59,7 +59,7 @@ def make_eye(jump_prob=0.0, dwell=0, batch=4, n=10, policy=None):
     store = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     mod = ImageModality(ImageOptions(patch=4, stride=2), (1, 8, 8))
     cfg = EyeConfig(batch=batch, jump_prob=jump_prob, dwell=dwell)
-    return Eye(mod, store, torch.arange(n), policy or RasterPolicy(), cfg, torch.Generator().manual_seed(0))
+    return Eye(mod, store, torch.arange(n), policy or RasterPolicy(), cfg, seed=0)
 
 
 def test_eye_modulator_marks_first_fixation_saccades_and_stimulus_changes():

@@ -32,8 +32,13 @@ class Factors:
 
 
 def write_delta(param: torch.Tensor, delta: torch.Tensor) -> None:
-    """param.grad = -dW (a descending optimiser then applies +lr * dW)."""
-    param.grad = (-delta).to(param.dtype).contiguous(memory_format=_format(param))
+    """param.grad = -dW (a descending optimiser then applies +lr * dW).
+
+    One fused pass into the existing ``.grad`` buffer (kept across events, in the parameter's memory format),
+    so no weight-sized tensor is allocated per event."""
+    if param.grad is None or param.grad.shape != param.shape:
+        param.grad = torch.empty_like(param, memory_format=_format(param))
+    torch.neg(delta, out=param.grad)
 
 
 def write_loss_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> None:

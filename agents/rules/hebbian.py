@@ -39,10 +39,12 @@ def correlation(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return y.t() @ x.flatten(1)
 
 
-def _per_unit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Sum ``t`` [B, C, ...] to [C] and shape it to broadcast against the weight ``like`` [C, ...]."""
+def _per_unit(t: torch.Tensor, like: torch.Tensor, power: int = 1) -> torch.Tensor:
+    """sum of ``t`` (power 1) or of ``t^2`` (power 2) over [B, C, ...] to [C], shaped to broadcast against the
+    weight ``like`` [C, ...] (the square is reduced without a [B, C, ...] temporary)."""
     dims = [0] + list(range(2, t.dim()))
-    return t.sum(dim=dims).view(-1, *([1] * (like.dim() - 1)))
+    total = t.sum(dim=dims) if power == 1 else torch.linalg.vector_norm(t, dim=dims).square()
+    return total.view(-1, *([1] * (like.dim() - 1)))
 
 
 def n_terms(y: torch.Tensor) -> int:
@@ -53,12 +55,10 @@ def n_terms(y: torch.Tensor) -> int:
 def hebbian_delta(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Closed-form dW for ``kind`` in hebb / instar / oja (module docstring)."""
     w = layer.weight
-    c = correlation(layer, x, y)
-    if kind == "instar":
-        c = c - _per_unit(y, w) * w
-    elif kind == "oja":
-        c = c - _per_unit(y * y, w) * w
-    return c / n_terms(y)
+    c = correlation(layer, x, y)  # a fresh tensor: updated in place below (fused, no temporaries)
+    if kind in ("instar", "oja"):
+        c.addcmul_(_per_unit(y, w, 1 if kind == "instar" else 2), w, value=-1)
+    return c.div_(n_terms(y))
 
 
 def hebbian_loss(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -139,7 +139,7 @@ class HebbianRule(Rule):
     def after_step(self) -> None:
         if self.options.normalize:
             w = self.layer.weight
-            w.div_(w.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (w.dim() - 1))))
+            w.div_(torch.linalg.vector_norm(w, dim=tuple(range(1, w.dim())), keepdim=True).clamp_min(1e-12))
 
 
 @RULES.register("hebb")

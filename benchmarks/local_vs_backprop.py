@@ -1,0 +1,95 @@
+"""Local rule vs backprop: one local-rule training step of a network vs one end-to-end backprop step of the
+same encoder on the same batch.
+
+    PYTHONPATH=. python benchmarks/local_vs_backprop.py [--rule oja] [--presets small vgg6] [--batch 32]
+
+Local step: every layer agent's ``step`` in turn (forward, the rule's update into ``.grad``, optimiser
+step, transmit; inputs detached, no SimPy). Backprop step: the same layers (a copy, same weights) run
+forward with autograd, a linear read-out of the top layer's output is scored by cross-entropy on the
+glimpses' labels, ``backward()`` goes through every layer (input gradients included) and an optimiser of
+the same kind steps all parameters. Both consume the same pre-cut glimpses, alternately, several rounds;
+the ratio is taken per round. ``--rule`` picks any registered rule (e.g. clapp once it is merged).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from common import DATA, interleaved, summary, table, timed, write_json
+from saccade_sim.experiment import Experiment
+
+
+def make(args: argparse.Namespace, preset: str) -> Experiment:
+    return Experiment({"data": {"source": str(args.data), "train_limit": 2000}, "eye": {"batch": args.batch},
+                       "network": {"preset": preset}, "rule": {"name": args.rule, "optimizer": args.optimizer},
+                       "run": {"progress": False}, "probe": {"enabled": False}})
+
+
+class Backprop:
+    """End-to-end backprop through the experiment's encoder (a copy) with a linear cross-entropy head."""
+
+    def __init__(self, exp: Experiment, optimizer: str, lr: float) -> None:
+        self.layers = copy.deepcopy(exp.layers)
+        top = exp.layers[-1].out_shape
+        self.head = torch.nn.Linear(int(torch.tensor(top).prod()), len(exp.split.classes))
+        params = [p for layer in self.layers for p in layer.parameters()] + list(self.head.parameters())
+        self.optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer](params, lr=lr)
+
+    def step(self, g) -> None:
+        x = g.data
+        for layer in self.layers:
+            x = layer.transmit(layer(x)[1])
+        loss = F.cross_entropy(self.head(x.flatten(1)), g.label)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+def local_step(exp: Experiment, g) -> None:
+    for agent in exp.agents:
+        g = agent.step(g)
+
+
+def measure(args: argparse.Namespace, preset: str) -> dict:
+    exp = make(args, preset)
+    bp = Backprop(exp, args.optimizer, exp.config.rule.lr)
+    glimpses = [exp.eye.next_glimpse(float(t)) for t in range(args.steps)]
+
+    def run(step) -> float:
+        return timed(lambda: [step(g) for g in glimpses])
+
+    run(lambda g: local_step(exp, g)), run(bp.step)  # warm-up
+    stats = interleaved({"local": lambda: run(lambda g: local_step(exp, g)), "backprop": lambda: run(bp.step)},
+                        args.repeats)
+    r = summary([a / b for a, b in zip(stats["local"]["values"], stats["backprop"]["values"])])
+    n = args.steps * args.batch
+    return {"preset": preset, "batch": args.batch, "rule": args.rule,
+            "local glimpses/s": n / stats["local"]["median"], "backprop glimpses/s": n / stats["backprop"]["median"],
+            "local/backprop": r["median"], "ratio min": r["min"], "ratio max": r["max"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DATA / "mnist5k.npz")
+    parser.add_argument("--rule", default="oja")
+    parser.add_argument("--optimizer", default="sgd")
+    parser.add_argument("--presets", nargs="+", default=["small", "vgg6"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default="benchmarks/results/local_vs_backprop.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [measure(args, p) for p in args.presets]
+    print(f"{args.threads} thread(s), optimiser {args.optimizer}, {args.steps} steps per run, median of "
+          f"{args.repeats} interleaved rounds (ratio: per round)")
+    print(table(rows, list(rows[0])))
+    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

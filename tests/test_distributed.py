@@ -1,0 +1,132 @@
+"""Scale-out: logical shards make the eye's streams independent of the rank layout, the weight-sync hook
+averages changes (K = 1) or weights (K > 1) over ranks, and 2 gloo ranks launched by torchrun learn the same
+weights as 1 process with the whole batch."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from conftest import data_path
+from saccade_sim.config import EyeConfig
+from saccade_sim.distributed import World, WeightSync
+from saccade_sim.errors import ConfigError
+from saccade_sim.experiment import Experiment
+from saccade_sim.eye import Eye
+from saccade_sim.modalities.image import ImageModality, ImageOptions
+from saccade_sim.policies import RandomOptions, RandomPolicy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ranks_run_contiguous_shards_and_uneven_splits_are_refused():
+    assert [list(World(r, 2).shards(4)) for r in range(2)] == [[0, 1], [2, 3]]
+    assert list(World().shards(3)) == [0, 1, 2]
+    with pytest.raises(ConfigError, match="eye.shards: 3 logical shards cannot be split evenly over 2"):
+        World(1, 2).shards(3)
+
+
+def make_eye(shards=None, n_shards=4, batch=8, jump_prob=0.3):
+    store = torch.randn(23, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    mod = ImageModality(ImageOptions(patch=4, stride=2), (1, 8, 8))
+    cfg = EyeConfig(batch=batch, jump_prob=jump_prob, dwell=3, shards=n_shards)
+    return Eye(mod, store, torch.arange(23), RandomPolicy(RandomOptions()), cfg, seed=5, shards=shards)
+
+
+def test_eyes_over_split_shards_see_what_one_eye_over_all_shards_sees():
+    whole, left, right = make_eye(), make_eye([0, 1]), make_eye([2, 3])
+    assert (whole.batch, left.batch) == (8, 4)
+    for t in range(12):
+        g, a, b = whole.next_glimpse(t), left.next_glimpse(t), right.next_glimpse(t)
+        for field in ("data", "gaze", "stimulus", "modulator"):
+            assert torch.equal(getattr(g, field), torch.cat([getattr(a, field), getattr(b, field)])), field
+        # shard s draws only its own part of the store: stimuli s, s + 4, s + 8, ...
+        assert torch.equal(g.stimulus % 4, torch.arange(4).repeat_interleave(2))
+    assert (g.modulator == -1).any()  # jumps happened
+
+
+def test_eye_state_moves_between_layouts():
+    whole, left, right = make_eye(), make_eye([0, 1]), make_eye([2, 3])
+    for t in range(5):
+        whole.next_glimpse(t), left.next_glimpse(t), right.next_glimpse(t)
+    merged = {**left.state_dict(), "shards": {**left.state_dict()["shards"], **right.state_dict()["shards"]}}
+    fresh = make_eye()
+    fresh.load_state_dict(merged)
+    for t in range(5, 9):
+        assert torch.equal(fresh.next_glimpse(t).data, whole.next_glimpse(t).data)
+    with pytest.raises(ConfigError, match="no shard 2"):
+        make_eye([2, 3]).load_state_dict(left.state_dict())
+
+
+def _sync_worker(rank: int, rdv: str, results) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=2)
+    w = World(rank, 2)
+    # K = 1: grads averaged; a missing grad counts as zero
+    p, q = torch.nn.Parameter(torch.full((2, 3), float(rank))), torch.nn.Parameter(torch.zeros(2))
+    p.grad = torch.full((2, 3), 2.0 + 4 * rank)
+    q.grad = torch.ones(2) if rank == 0 else None
+    WeightSync([p, q], 1, w).before_step()
+    # K = 2: weights averaged after the 2nd event only
+    r = torch.nn.Parameter(torch.full((3,), 10.0 * rank))
+    sync = WeightSync([r], 2, w)
+    sync.after_step()
+    first = r.detach().clone()
+    sync.after_step()
+    results[rank] = (p.grad.clone(), q.grad.clone(), first, r.detach().clone())
+    dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_weight_sync_averages_changes_every_event_or_weights_every_k(tmp_path):
+    results = mp.Manager().dict()
+    mp.spawn(_sync_worker, args=(str(tmp_path / "rdv"), results), nprocs=2)
+    for rank in range(2):
+        pg, qg, first, last = results[rank]
+        assert torch.equal(pg, torch.full((2, 3), 4.0)) and torch.equal(qg, torch.full((2,), 0.5))
+        assert torch.equal(first, torch.full((3,), 10.0 * rank))  # K = 2: no averaging after event 1
+        assert torch.equal(last, torch.full((3,), 5.0))
+
+
+def config(source: str, sync_every: int = 1) -> dict:
+    return {"data": {"source": source, "train_limit": 400},
+            "eye": {"batch": 8, "shards": 4, "jump_prob": 0.2},
+            "network": {"preset": "tiny"}, "rule": {"name": "oja", "lr": 0.05},
+            "run": {"glimpses": 24, "progress": False},
+            "probe": {"train": 60, "test": 30}, "distributed": {"sync_every": sync_every}}
+
+
+def torchrun(out: Path, cfg: dict) -> subprocess.CompletedProcess:
+    sets = [f"{table}.{k}={v!r}".replace("'", '"').replace("False", "false")
+            for table, opts in cfg.items() for k, v in opts.items()]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "saccade_sim", "run", "--quiet", "--out", str(out)] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+
+
+@pytest.mark.distributed
+def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_path):
+    cfg = config(str(data_path("mnist5k.npz")))
+    proc = torchrun(tmp_path / "two", cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("input (raw glimpses)") == 1  # only rank 0 reports
+    ckpt = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)
+
+    single = Experiment(cfg)
+    single.simulate()
+    w1, w2 = single.layers[0].weight.detach(), ckpt["agents"][0]["layer"]["op.weight"]
+    assert not torch.allclose(w1, single.initial_layers[0].weight, atol=1e-3)  # it learned
+    torch.testing.assert_close(w2, w1, rtol=1e-4, atol=1e-5)
+    # the checkpoint holds every shard's stream, exactly as one process has them
+    eye = single.eye.state_dict()
+    assert sorted(ckpt["eye"]["shards"]) == [0, 1, 2, 3]
+    for s in range(4):
+        assert torch.equal(ckpt["eye"]["shards"][s]["order"], eye["shards"][s]["order"])
+        assert torch.equal(ckpt["eye"]["shards"][s]["stimulus"], eye["shards"][s]["stimulus"])
+    results = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1"}
