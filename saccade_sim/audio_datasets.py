@@ -60,7 +60,7 @@ def load_torchaudio(spec: str, cfg: DataConfig, modality: type[Modality], option
 
     def raw(paths: list[str], labels: list[str], groups: list[str], classes: list[str]) -> RawStimuli:
         lookup = {c: i for i, c in enumerate(classes)}
-        return RawStimuli([modality.load_file(p, options) for p in paths], np.array([lookup[c] for c in labels]),
+        return RawStimuli([modality.load_file(p, options) for p in paths], np.array([lookup[c] for c in labels], np.int64),
                           np.array(groups), paths)
 
     if parts is None:

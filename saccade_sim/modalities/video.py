@@ -115,18 +115,21 @@ class VideoModality(Modality):
     def prepare(cls, raw: RawStimuli, options: VideoOptions) -> torch.Tensor:
         """Clips (uint8/float [T, H, W] or [T, H, W, C]) -> float [N, C, clip_frames, H, W] in [0, 1]."""
         k = options.clip_frames
-        clips = []
-        for i, clip in enumerate(raw.x):
-            if len(clip) < k:
+        lengths = [c.shape[0] for c in raw.x]
+        for i, n in enumerate(lengths):
+            if n < k:
                 name = raw.names[i] if raw.names else f"clip {i}"
-                raise DataError(f"{name}: {len(clip)} frames, fewer than glimpse.clip_frames ({k})")
-            a = torch.from_numpy(np.ascontiguousarray(clip[:k]))
-            a = a.float() / 255.0 if a.dtype == torch.uint8 else a.float()
-            clips.append(a[..., None] if a.ndim == 3 else a)
-        shapes = {tuple(c.shape) for c in clips}
-        if len(shapes) > 1:
-            raise DataError(f"clips differ in frame size ({sorted(shapes)[:3]} ...); set glimpse.size to resize them")
-        x = torch.stack(clips).permute(0, 4, 1, 2, 3)  # [N, C, T, H, W]
+                raise DataError(f"{name}: {n} frames, fewer than glimpse.clip_frames ({k})")
+        if isinstance(raw.x, np.ndarray):
+            x = raw.x[:, :k]
+        else:
+            shapes = {c.shape[1:] for c in raw.x}
+            if len(shapes) > 1:
+                raise DataError(f"clips differ in frame size ({sorted(shapes)[:3]} ...); set glimpse.size to resize them")
+            x = np.stack([c[:k] for c in raw.x])
+        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = (x[..., None] if x.ndim == 4 else x).permute(0, 4, 1, 2, 3)  # [N, C, T, H, W]
         n, c, t, h, w = x.shape
         x = set_color(x.transpose(1, 2).reshape(n * t, c, h, w), options.color)
         return x.reshape(n, t, -1, h, w).transpose(1, 2).contiguous()
