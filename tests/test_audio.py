@@ -145,3 +145,23 @@ def test_cli_on_fsdd_with_a_speaker_the_probe_never_saw(tmp_path, capsys):
     assert r["probe"]["baselines"]["input"] > 0.2  # spoken digits of an unseen speaker, well above chance
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data"]["test_groups"] == ["nicolas"] and cfg["glimpse"]["n_mels"] == 40
+
+
+def test_torchaudio_speech_commands_by_name_uses_its_speaker_disjoint_lists(tmp_path):
+    folder = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    for word in ("no", "yes"):
+        (folder / word).mkdir(parents=True)
+        for speaker in ("aa11", "bb22", "cc33"):
+            soundfile.write(folder / word / f"{speaker}_nohash_0.wav", np.zeros(1600, np.int16), 16000)
+    (folder / "testing_list.txt").write_text("no/cc33_nohash_0.wav\nyes/cc33_nohash_0.wav\n")
+    (folder / "validation_list.txt").write_text("no/bb22_nohash_0.wav\n")
+    cfg = {"data": {"modality": "audio", "source": "ta:SPEECHCOMMANDS", "root": str(tmp_path)},
+           "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}}
+    exp = Experiment(cfg)
+    assert exp.split.classes == ["no", "yes"] and exp.train_store.shape == (3, 1, 40, 11)
+    assert sorted(exp.split.train.groups) == ["aa11", "aa11", "bb22"] and set(exp.split.test.groups) == {"cc33"}
+    assert sorted(exp.split.test.y) == [0, 1]
+    with pytest.raises(DataError, match="torchaudio SPEECHCOMMANDS: .*set data.download = true"):
+        Experiment({**cfg, "data": {**cfg["data"], "root": str(tmp_path / "nothing")}})
+    with pytest.raises(ConfigError, match="unsupported torchaudio dataset 'YESNO'; valid choices: ta:SPEECHCOMMANDS"):
+        Experiment({**cfg, "data": {**cfg["data"], "source": "ta:YESNO"}})
