@@ -105,3 +105,36 @@ def test_cli_on_unlabelled_videos_classifies_held_out_segments(tmp_path, capsys)
     assert r["classes"] == ["bigbuckbunny", "bikes", "carphone_pristine"]
     assert r["probe"]["n_test"] == 36 and r["probe"]["chance"] == pytest.approx(1 / 3)
     assert r["probe"]["baselines"]["input"] > 0.5
+
+
+def write_video(path, frames, fps=20):
+    """Encode uint8 frames [T, H, W, 3] with PyAV (MPEG-4 part 2)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_folder_of_class_subfolders_labels_by_folder_and_names_a_short_clip(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 40), ("light", 200)):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            frames = np.clip(level + rng.normal(0, 5, (20, 32, 32, 3)), 0, 255).astype(np.uint8)
+            write_video(tmp_path / label / f"v_{label}_g0{i}_c01.avi", frames)
+    cfg = {"data": {"modality": "video", "source": str(tmp_path), "group_pattern": "_g(\\d\\d)_",
+                    "test_groups": ["02"]},
+           "glimpse": {"fps": 10, "clip_frames": 8, "frames": 4, "patch": 16, "stride": 16, "color": "gray"},
+           "network": {"preset": "tiny"}}
+    exp = Experiment(cfg)
+    assert exp.split.classes == ["dark", "light"] and exp.train_store.shape == (4, 1, 8, 32, 32)
+    assert sorted(exp.split.test.names) == [str(tmp_path / "dark/v_dark_g02_c01.avi"),
+                                            str(tmp_path / "light/v_light_g02_c01.avi")]
+    assert exp.train_store[exp.train_labels == 0].mean() < exp.train_store[exp.train_labels == 1].mean()
+    write_video(tmp_path / "light" / "v_light_g03_c01.avi", np.zeros((6, 32, 32, 3), np.uint8))
+    with pytest.raises(DataError, match=r"v_light_g03_c01.avi: 3 frames at 10 fps, fewer than glimpse.clip_frames \(8\)"):
+        Experiment(cfg)
