@@ -1,8 +1,9 @@
 """Per-layer probe tables on the shared audio and video data, for each rule given.
 
-    PYTHONPATH=. python benchmarks/modalities.py [--rules oja instar] [--events 300] [--out benchmarks/modalities.json]
+    PYTHONPATH=. python benchmarks/modalities.py [--rules oja instar] [--events 300] [--rule-json '{"lr": 0.001}']
 
-FSDD spoken digits (speaker ``theo`` held out: the network and the probe never hear him), Moving-MNIST
+FSDD spoken digits (speaker ``theo`` held out: the network and the probe never hear him), Speech
+Commands (a random 20% of the speakers held out), Moving-MNIST
 clips, and the three unlabelled mp4 videos (segment classification: which video a segment comes from;
 test segments from the last 30% of each video's time). Prints one table per run and writes them as JSON.
 """
@@ -27,6 +28,10 @@ SETUPS = {
                  "test_groups": ["theo"]},
         "probe": {"train": 1000, "test": 500},
     },
+    "speech_commands (20% of speakers held out)": {
+        "data": {"modality": "audio", "source": str(DATA / "speech_commands"), "group_pattern": "^[^_]+_([^_]+)_"},
+        "probe": {"train": 0, "test": 0},
+    },
     "moving_mnist": {
         "data": {"modality": "video", "source": str(DATA / "moving_mnist.npz")},
         "glimpse": {"patch": 16, "stride": 16, "frame_stride": 4},
@@ -47,20 +52,21 @@ def main() -> None:
     parser.add_argument("--rules", nargs="+", default=["oja", "instar"])
     parser.add_argument("--events", type=int, default=300, help="glimpse events per run (x eye.batch 16)")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--rule-json", default="{}", help='extra [rule] keys, e.g. \'{"lr": 0.001}\'')
     parser.add_argument("--out", default="benchmarks/modalities.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
     for setup in args.setups:
         for rule in args.rules:
-            cfg = {**SETUPS[setup], "rule": {"name": rule}, "network": {"preset": "small"},
+            cfg = {**SETUPS[setup], "rule": {"name": rule, **json.loads(args.rule_json)}, "network": {"preset": "small"},
                    "run": {"glimpses": args.events, "progress": False}}
             exp = Experiment(cfg)
             results = exp.run()
             print(f"\n## {setup}, rule {rule}: {results['glimpses']} glimpses, {exp.modality.space.size} per stimulus "
                   f"of shape {list(exp.modality.glimpse_shape)}, train {len(exp.split.train)} / test {len(exp.split.test)}")
             print(format_probe_table(results))
-            rows.append({"setup": setup, "rule": rule, "glimpse_shape": list(exp.modality.glimpse_shape),
+            rows.append({"setup": setup, "rule": exp.config.to_dict()["rule"], "glimpse_shape": list(exp.modality.glimpse_shape),
                          "glimpses_per_stimulus": exp.modality.space.size, **{k: results[k] for k in
                          ("glimpses", "wall_s", "probe", "classes")}})
             io.write_json(Path(args.out), rows)

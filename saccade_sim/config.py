@@ -32,8 +32,8 @@ class DataConfig:
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
     normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store) or "none"
-    crop_size: int = 64  #: unlabelled photographs: side of the crops cut from them
-    crops_per_photo: int = 250  #: unlabelled photographs: crops per photo (train + test)
+    crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
+    crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
 
 @dataclass
