@@ -165,3 +165,17 @@ def test_torchaudio_speech_commands_by_name_uses_its_speaker_disjoint_lists(tmp_
         Experiment({**cfg, "data": {**cfg["data"], "root": str(tmp_path / "nothing")}})
     with pytest.raises(ConfigError, match="unsupported torchaudio dataset 'YESNO'; valid choices: ta:SPEECHCOMMANDS"):
         Experiment({**cfg, "data": {**cfg["data"], "source": "ta:YESNO"}})
+
+
+def test_torchaudio_librispeech_by_name_labels_utterances_by_speaker(tmp_path):
+    for speaker in ("19", "26"):
+        chapter = tmp_path / "LibriSpeech" / "dev-clean" / speaker / "100"
+        chapter.mkdir(parents=True)
+        lines = []
+        for utt in range(5):
+            soundfile.write(chapter / f"{speaker}-100-{utt:04d}.flac", np.zeros(1600, np.int16), 16000)
+            lines.append(f"{speaker}-100-{utt:04d} SOME WORDS")
+        (chapter / f"{speaker}-100.trans.txt").write_text("\n".join(lines) + "\n")
+    exp = Experiment({"data": {"modality": "audio", "source": "ta:LIBRISPEECH/dev-clean", "root": str(tmp_path)},
+                      "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}})
+    assert exp.split.classes == ["19", "26"] and len(exp.split.train) == 8 and sorted(exp.split.test.y) == [0, 1]
