@@ -30,9 +30,11 @@ class DataConfig:
     test_limit: int = 0  #: use at most this many test stimuli (0 = all)
     test_fraction: float = 0.2  #: held-out part when the source has no test split
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
+    group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
+    test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
     normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store) or "none"
-    crop_size: int = 64  #: unlabelled photographs: side of the crops cut from them
-    crops_per_photo: int = 250  #: unlabelled photographs: crops per photo (train + test)
+    crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
+    crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
 
 @dataclass
@@ -262,6 +264,8 @@ def _check_values(cfg: Config) -> None:
     _choice(cfg.data.normalize, ("standard", "none"), "data.normalize")
     _positive(cfg.data.crop_size, "data.crop_size")
     _positive(cfg.data.crops_per_photo, "data.crops_per_photo")
+    if cfg.data.test_groups and not cfg.data.group_pattern:
+        raise ConfigError("data.test_groups: needs data.group_pattern (the regex that finds each file's group)")
     if not 0.0 < cfg.data.test_fraction < 1.0:
         raise ConfigError(f"data.test_fraction: must be in (0, 1), got {cfg.data.test_fraction!r}")
     for i, spec in enumerate(cfg.network.layers):

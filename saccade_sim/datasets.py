@@ -37,6 +37,37 @@ def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generat
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
 
 
+def group_split(groups: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole groups (e.g. speakers): those named in ``data.test_groups``, else a random
+    ``test_fraction`` of the groups (at least one, never all)."""
+    names = sorted(set(groups.tolist()))
+    if cfg.test_groups:
+        unknown = sorted(set(cfg.test_groups) - set(names))
+        if unknown:
+            raise ConfigError(f"data.test_groups: unknown group {unknown[0]!r}; groups found by "
+                              f"data.group_pattern: {', '.join(names)}")
+        held = set(cfg.test_groups)
+    else:
+        n = min(max(1, int(round(len(names) * cfg.test_fraction))), len(names) - 1)
+        held = set(rng.permutation(np.array(names, dtype=object))[:n].tolist())
+    test = np.isin(groups, list(held))
+    if test.all() or not test.any():
+        raise ConfigError(f"data.test_groups: holding out {sorted(held)} leaves "
+                          f"{'no training' if test.all() else 'no test'} stimuli (groups: {', '.join(names)})")
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def _match(pattern: str, key: str, files: list[Path]) -> list[str]:
+    """Group 1 (or the whole match) of regex ``pattern`` in every file name; a DataError names a misfit."""
+    regex, out = re.compile(pattern), []
+    for f in files:
+        m = regex.search(f.name)
+        if not m:
+            raise DataError(f"{f}: file name does not match {key} {pattern!r}")
+        out.append(m.group(1) if m.groups() else m.group(0))
+    return out
+
+
 def _limit(raw: RawStimuli, n: int, rng: np.random.Generator) -> RawStimuli:
     if n <= 0 or n >= len(raw):
         return raw
@@ -114,28 +145,24 @@ def load_file(modality: type[Modality], path: Path, options) -> np.ndarray:
 def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, rng: np.random.Generator) -> Split:
     """Files with the modality's extensions. Label: ``data.label_pattern`` (regex, group 1) on the file
     name, else the sub-folder name, else the modality's default for flat folders. A flat folder of
-    images has no default label: each image is a photo to cut labelled crops from (see :func:`photo_crops`)."""
+    files without a default label (images, videos) goes to the modality's ``unlabelled`` (e.g. crops
+    labelled by photo). With ``data.group_pattern`` whole groups (speakers) are held out for test."""
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in modality.extensions and p.is_file())
     if not files:
         raise DataError(f"{path}: no {modality.name} files ({', '.join(modality.extensions)})")
     if cfg.label_pattern:
-        pattern = re.compile(cfg.label_pattern)
-        names = []
-        for f in files:
-            m = pattern.search(f.name)
-            if not m:
-                raise DataError(f"{f}: file name does not match data.label_pattern {cfg.label_pattern!r}")
-            names.append(m.group(1) if m.groups() else m.group(0))
+        names = _match(cfg.label_pattern, "data.label_pattern", files)
     elif any(f.parent != path for f in files):
         names = [f.parent.relative_to(path).parts[0] for f in files]
     else:
         names = [modality.flat_label(f) for f in files]
         if any(n is None for n in names):
-            photos = [load_file(modality, f, options) for f in files]
-            return photo_crops(photos, [f.stem for f in files], cfg, rng)
+            items = [load_file(modality, f, options) for f in files]
+            return modality.unlabelled(items, [f.stem for f in files], cfg, options, rng)
     y, classes = _labels(names)
-    raw = RawStimuli([load_file(modality, f, options) for f in files], y, names=[str(f) for f in files])
-    tr, te = stratified_split(y, cfg.test_fraction, rng)
+    groups = np.array(_match(cfg.group_pattern, "data.group_pattern", files)) if cfg.group_pattern else None
+    raw = RawStimuli([load_file(modality, f, options) for f in files], y, groups, names=[str(f) for f in files])
+    tr, te = group_split(groups, cfg, rng) if groups is not None else stratified_split(y, cfg.test_fraction, rng)
     return Split(raw.subset(tr), raw.subset(te), classes)
 
 
@@ -233,6 +260,10 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split
         split = DATASETS.get(source)(cfg, modality, options, rng)
     elif source.startswith("tv:"):
         split = load_torchvision(source[3:], cfg, modality)
+    elif source.startswith("ta:"):
+        from .audio_datasets import load_torchaudio
+
+        split = load_torchaudio(source[3:], cfg, modality, options, rng)
     else:
         path = Path(source).expanduser()
         if path.is_dir():
@@ -244,7 +275,7 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split
         else:
             hint = "no such file or folder" if not path.exists() else "not a .npz file or a folder"
             raise ConfigError(f"data.source: {source!r}: {hint}; registered datasets: "
-                              f"{', '.join(DATASETS.names())}, or tv:NAME for torchvision")
+                              f"{', '.join(DATASETS.names())}, tv:NAME for torchvision, ta:NAME for torchaudio")
     limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
     return Split(_limit(split.train, cfg.train_limit, limit_rng), _limit(split.test, cfg.test_limit, limit_rng),
                  split.classes)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..errors import DataError
 from ..policies import GazeSpace
 
 
@@ -63,6 +64,13 @@ class Modality:
         return None
 
     @classmethod
+    def unlabelled(cls, items: list[np.ndarray], names: list[str], cfg: Any, options: Any,
+                   rng: np.random.Generator) -> Any:
+        """A labelled ``datasets.Split`` from a flat folder of unlabelled files (``flat_label`` None)."""
+        raise DataError(f"a flat folder of {cls.name} files has no labels: put the files in one sub-folder "
+                        "per class or set data.label_pattern")
+
+    @classmethod
     def check_array(cls, x: np.ndarray, where: str) -> None:
         """Validate an array loaded from a ``.npz`` (raise DataError naming ``where``)."""
 
@@ -96,3 +104,18 @@ def grid_positions(size: int, patch: int, stride: int) -> list[int]:
     span = size - patch
     n = int(np.ceil(span / max(patch // 2, 1))) + 1 if span > 0 else 1
     return [int(round(v)) for v in np.linspace(0, span, n)]
+
+
+def gather_patches(store: torch.Tensor, idx: torch.Tensor, corner: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Boxes of ``size`` from ``store`` [N, C, *S] in one advanced-indexing gather.
+
+    ``out[b, c, i_1, ..., i_D] = store[idx[b], c, corner[b, 1] + i_1, ..., corner[b, D] + i_D]``;
+    ``idx`` [B], ``corner`` [B, D] (long, in bounds) -> [B, C, *size].
+    """
+    b, d = corner.shape
+    index = [idx.view(b, *([1] * d))]
+    for k, n in enumerate(size):
+        shape = [b] + [1] * d
+        shape[1 + k] = n
+        index.append((corner[:, k:k + 1] + torch.arange(n, device=corner.device)).view(shape))
+    return store[(index[0], slice(None), *index[1:])].movedim(-1, 1).contiguous()  # [B, *size, C] -> [B, C, *size]

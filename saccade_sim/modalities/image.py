@@ -10,7 +10,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..policies import GazeSpace
 from ..registry import MODALITIES
-from .base import Modality, RawStimuli, grid_positions
+from .base import Modality, RawStimuli, gather_patches, grid_positions
 
 
 @dataclass
@@ -87,6 +87,13 @@ class ImageModality(Modality):
         return resize_square(a, options.size) if options.size else a
 
     @classmethod
+    def unlabelled(cls, items, names, cfg, options, rng):
+        """Unlabelled photographs: crops labelled by photo (:func:`saccade_sim.datasets.photo_crops`)."""
+        from ..datasets import photo_crops
+
+        return photo_crops(items, names, cfg, rng)
+
+    @classmethod
     def check_array(cls, x: np.ndarray, where: str) -> None:
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
             raise DataError(f"{where}: expected images [N,H,W] or [N,H,W,C] with C in 1/3/4, got shape {x.shape}")
@@ -122,7 +129,6 @@ class ImageModality(Modality):
         # raster order as in CLAPP: time runs down each column (x outer, y inner)
         grid = torch.tensor([(y, x) for x in xs for y in ys], dtype=torch.long)
         self._space = GazeSpace(grid, torch.tensor([h - p, w - p]))
-        self._offsets = torch.arange(p)
 
     @property
     def space(self) -> GazeSpace:
@@ -134,8 +140,4 @@ class ImageModality(Modality):
 
     def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
         """``store`` [N, C, H, W], ``idx`` [B], ``gaze`` [B, 2] top-left (y, x) -> [B, C, p, p] in one gather."""
-        off = self._offsets.to(store.device)
-        rows = (gaze[:, 0:1] + off)[:, :, None]
-        cols = (gaze[:, 1:2] + off)[:, None, :]
-        patches = store[idx[:, None, None], :, rows, cols]  # [B, p, p, C]
-        return patches.permute(0, 3, 1, 2).contiguous()
+        return gather_patches(store, idx, gaze, (self.options.patch, self.options.patch))
