@@ -30,6 +30,7 @@ class LayerAgent:
         self._update_sq = torch.zeros((), device=layer.weight.device)
         self._loss = torch.zeros((), device=layer.weight.device)
         self._count = 0
+        self.last_loss: torch.Tensor | None = None  #: the local loss of the last event (None: the rule has none)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.layer.parameters()) + list(self.rule.parameters())
@@ -40,6 +41,7 @@ class LayerAgent:
             a, y = self.layer(x)
         if self.learning:
             loss = self.rule.update(Factors(x, a, y, g.modulator, g))
+            self.last_loss = loss
             with torch.no_grad():
                 w = self.layer.weight
                 self._update_sq += w.grad.square().sum() / w.square().sum().clamp_min(1e-24)

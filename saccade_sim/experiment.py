@@ -23,6 +23,7 @@ from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
+from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
@@ -72,7 +73,11 @@ class Experiment:
         self.simulation = Simulation(self.eye, self.agents, cfg.eye.fixation_ms,
                                      [layer.spec.delay_ms for layer in self.layers])
         self.simulation.every(cfg.run.check_every, self._check)
+        self.monitors = build_monitors(cfg.record.monitors, self.simulation)
+        if cfg.probe.every_ms:
+            self.simulation.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []
+        self.decoding: list[dict[str, Any]] = []  #: per-layer probe accuracy over simulated time
         self.wall_s = 0.0
 
     def _build_layers(self) -> list[Layer]:
@@ -120,20 +125,27 @@ class Experiment:
         p = self.config.probe
         return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch)
 
+    def probe_scores(self, layers: list[Layer]) -> list[float]:
+        """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits."""
+        p = self.config.probe
+        tr = self._probe_indices(len(self.train_labels), p.train, "train")
+        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
+        f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
+        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr, f_te)]
+
+    def _probe_during_run(self, glimpse) -> None:
+        scores = self.probe_scores(self.layers)[1:]
+        self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
+                              **{a.name: acc for a, acc in zip(self.agents, scores)}})
+
     def probe(self) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
-        y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
         names = [a.name for a in self.agents]
-
-        def scores(layers: list[Layer]) -> list[float]:
-            f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
-            return [ridge_probe(a, y_tr, b, y_te)["accuracy"]
-                    for a, b in zip(f_tr, f_te)]
-
-        trained, random = scores(self.layers), scores(self.initial_layers)
+        trained, random = self.probe_scores(self.layers), self.probe_scores(self.initial_layers)
         return {"layers": dict(zip(names, trained[1:])),
                 "baselines": {"input": trained[0], "random": dict(zip(names, random[1:]))},
                 "n_train": len(tr), "n_test": len(te), "chance": 1.0 / len(self.split.classes)}
@@ -168,6 +180,8 @@ class Experiment:
             "eye": self.eye.state_dict(),
             "clock_ms": float(self.simulation.env.now),
             "history": self.history,
+            "decoding": self.decoding,
+            "monitors": {m.name: m.state_dict() for m in self.monitors},
         }
 
     def save(self, out: str | Path) -> Path:
@@ -182,6 +196,9 @@ class Experiment:
         io.save_npz(out / "history.npz",
                     {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
         learning_curve(self.history, out / "learning_curve.png")
+        save_recordings(self.monitors, out)
+        if self.decoding:
+            io.write_json(out / "decoding.json", self.decoding)
         if hasattr(self, "results"):
             io.write_json(out / "results.json", self.results)
         return out
