@@ -53,8 +53,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
     summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units)
     for name, layer in summary["layers"].items():
-        print(f"{name}: Gabor R2 {layer['gabor_r2'][0]:.3f} (random {layer['gabor_r2'][1]:.3f}), "
-              f"OSI {layer['osi'][0]:.3f} (random {layer['osi'][1]:.3f})")
+        print(f"{name} {layer['field_kind']} {layer['field_shape']}: mean Gabor R2 {layer['gabor_r2'][0]} "
+              f"(random weights {layer['gabor_r2'][1]}), mean OSI {layer['osi'][0]} (random {layer['osi'][1]})")
     print(f"plots and report.md written into {args.run_dir}")
     return 0
 

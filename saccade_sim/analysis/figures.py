@@ -47,8 +47,9 @@ def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, rand
         a.set(title=f"{title}: {name}", xticks=[], yticks=[])
     for a, key, label in ((ax[1, 0], "r2", "Gabor fit R$^2$"), (ax[1, 1], "osi", "orientation selectivity")):
         bins = np.linspace(0, 1, 21)
-        a.hist(np.clip(stats[f"trained_{key}"], 0, 1), bins, alpha=0.6, label="trained")
-        a.hist(np.clip(stats[f"random_{key}"], 0, 1), bins, alpha=0.6, label="random")
+        for who, name in (("trained", "trained"), ("random", "random weights")):
+            v = stats[f"{who}_{key}"]
+            a.hist(np.clip(v[np.isfinite(v)], 0, 1), bins, alpha=0.6, label=name)
         a.set(xlabel=label, ylabel="units")
         a.legend()
     fig.tight_layout()

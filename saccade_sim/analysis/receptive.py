@@ -2,9 +2,11 @@
 fit (scipy.optimize.curve_fit) and an orientation selectivity index from the grating tuning curve."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 
 def response_weighted_average(glimpses: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
@@ -34,12 +36,18 @@ def _grid(h: int, w: int) -> np.ndarray:
     return np.stack([x.ravel(), y.ravel()])
 
 
+GABOR_PARAMS = ("amplitude", "x0", "y0", "sigma_x", "sigma_y", "theta", "frequency", "phase", "offset")
+
+
 def fit_gabor(patch: np.ndarray, starts: int = 4) -> dict[str, float]:
     """Least-squares Gabor fit of a 2-D ``patch`` (curve_fit, bounded trust-region), started from the
     patch's dominant spatial frequency and orientation at ``starts`` phases; returns the best fit's
-    parameters and ``r2`` = 1 - SS_res / SS_tot (the fit quality)."""
+    parameters and ``r2`` = 1 - SS_res / SS_tot (the fit quality). Patches with fewer than twice as many
+    pixels as the 9 parameters (e.g. 3x3 kernels) are not fitted: every value is NaN."""
     patch = np.asarray(patch, dtype=np.float64)
     h, w = patch.shape
+    if h * w < 2 * len(GABOR_PARAMS):
+        return dict.fromkeys((*GABOR_PARAMS, "r2"), float("nan"))
     coords, z = _grid(h, w), patch.ravel()
     spectrum = np.abs(np.fft.fft2(patch - patch.mean()))
     fy, fx = np.fft.fftfreq(h), np.fft.fftfreq(w)
@@ -54,14 +62,16 @@ def fit_gabor(patch: np.ndarray, starts: int = 4) -> dict[str, float]:
     for phase in np.linspace(0, 2 * np.pi, starts, endpoint=False):
         p0 = [np.abs(patch).max(), cx, cy, size / 4, size / 4, theta0, min(f0, 0.49), phase, patch.mean()]
         try:
-            params, _ = curve_fit(gabor, coords, z, p0=p0, bounds=(lower, upper), maxfev=2000)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)  # the covariance is not used
+                params, _ = curve_fit(gabor, coords, z, p0=p0, bounds=(lower, upper), maxfev=2000)
         except RuntimeError:  # no convergence from this start
             continue
         sse = float(((gabor(coords, *params) - z) ** 2).sum())
         if sse < best_sse:
             best, best_sse = params, sse
     sst = float(((z - z.mean()) ** 2).sum())
-    names = ("amplitude", "x0", "y0", "sigma_x", "sigma_y", "theta", "frequency", "phase", "offset")
+    names = GABOR_PARAMS
     out = dict(zip(names, map(float, best))) if best is not None else dict.fromkeys(names, float("nan"))
     out["r2"] = 1.0 - best_sse / sst if best is not None and sst > 0 else 0.0
     return out

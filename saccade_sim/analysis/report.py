@@ -51,6 +51,12 @@ def field_stats(fields: np.ndarray, max_units: int) -> dict[str, np.ndarray]:
             "osi": orientation_selectivity(tuning, theta), "tuning": tuning}
 
 
+def _mean(values: np.ndarray) -> float | None:
+    """Mean rounded to 3 digits, None when nothing was measured (JSON has no NaN)."""
+    finite = values[np.isfinite(values)]
+    return round(float(finite.mean()), 3) if len(finite) else None
+
+
 def _responses(exp, layers, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Glimpses [N*G, C, h, w], per-layer channel responses per glimpse [N*G, U] (mean over positions), and
     per-layer stimulus features as the probe sees them [N, F]."""
@@ -93,11 +99,11 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
         how = "weights" if i == 0 else "response-weighted average glimpses"
         png = figures.receptive_fields(out, f"receptive_fields_{name}", f"{name} ({how})", f_tr, f_rn, stats)
         layer = summary["layers"][name] = {
-            "field_kind": how, "gabor_r2": [float(st_tr["r2"].mean()), float(st_rn["r2"].mean())],
-            "osi": [float(st_tr["osi"].mean()), float(st_rn["osi"].mean())]}
+            "field_kind": how, "field_shape": list(f_tr.shape[1:]),
+            "gabor_r2": [_mean(st_tr["r2"]), _mean(st_rn["r2"])], "osi": [_mean(st_tr["osi"]), _mean(st_rn["osi"])]}
         entries.append((png, f"{name} receptive fields ({how}), trained vs random weights; mean Gabor "
-                             f"R² {layer['gabor_r2'][0]:.2f} vs {layer['gabor_r2'][1]:.2f}, mean OSI "
-                             f"{layer['osi'][0]:.2f} vs {layer['osi'][1]:.2f}"))
+                             f"R² {layer['gabor_r2'][0]} vs {layer['gabor_r2'][1]} (none: fields too small "
+                             f"to fit), mean OSI {layer['osi'][0]} vs {layer['osi'][1]}"))
 
     probe = {}
     if (out / "results.json").exists():
