@@ -79,9 +79,11 @@ def fit_gabor(patch: np.ndarray, starts: int = 4) -> dict[str, float]:
 
 def orientation_tuning(filters: np.ndarray, n_orientations: int = 16,
                        frequencies: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Response of each linear filter [U, h, w] to sinusoidal gratings: for orientation theta,
-    r(theta) = max over frequencies f and phases phi of <w, cos(2 pi f (x cos theta + y sin theta) + phi)>
-    = max_f |sum_x w(x) exp(-2 pi i f (x cos theta + y sin theta))| (the phase maximised in closed form).
+    """Response of each linear filter [U, h, w] to sinusoidal gratings of zero mean over the patch: for
+    orientation theta, with e(x) = exp(-2 pi i f (x cos theta + y sin theta)),
+    r(theta) = max over f and phase phi of <w, cos(2 pi f (x cos theta + y sin theta) + phi) - its mean>
+    = max_f |sum_x (w(x) - mean w) e(x)| (the phase maximised in closed form; removing the grating's mean is
+    removing the filter's, so a filter's mean luminance response adds nothing at any orientation).
     Returns (r [U, n_orientations], theta [n_orientations] in [0, pi))."""
     filters = np.asarray(filters, dtype=np.float64)
     _, h, w = filters.shape
@@ -91,7 +93,8 @@ def orientation_tuning(filters: np.ndarray, n_orientations: int = 16,
     x, y = _grid(h, w)
     proj = np.cos(theta)[:, None] * x + np.sin(theta)[:, None] * y  # [O, P]
     waves = np.exp(-2j * np.pi * frequencies[:, None, None] * proj[None])  # [F, O, P]
-    amp = np.abs(np.einsum("up,fop->ufo", filters.reshape(len(filters), -1), waves))
+    flat = filters.reshape(len(filters), -1)
+    amp = np.abs(np.einsum("up,fop->ufo", flat - flat.mean(1, keepdims=True), waves))
     return amp.max(1), theta
 
 
