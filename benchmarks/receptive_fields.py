@@ -22,8 +22,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural"
 SETTINGS = {
     "oja": {"name": "oja"},
     "oja soft T=1": {"name": "oja", "competition": "soft", "temperature": 1.0, "lr": 0.05},
-    "instar kwta k=1": {"name": "instar", "competition": "kwta", "k": 1, "threshold_rate": 1.0, "lr": 0.05},
+    "oja kwta k=1": {"name": "oja", "competition": "kwta", "k": 1, "threshold_rate": 1.0, "lr": 0.05},
     "instar soft T=1": {"name": "instar", "competition": "soft", "temperature": 1.0, "lr": 0.05},
+    "instar kwta k=1": {"name": "instar", "competition": "kwta", "k": 1, "threshold_rate": 1.0, "lr": 0.05},
 }
 
 
@@ -49,7 +50,7 @@ def measure(rule: dict, glimpses: int, data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--glimpses", type=int, default=400, help="glimpse events per run (x 16 eyes)")
+    parser.add_argument("--glimpses", type=int, default=1000, help="glimpse events per run (x 16 eyes)")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--only", nargs="*", default=list(SETTINGS), help="settings to run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/receptive_fields.json"))

@@ -120,7 +120,8 @@ def population(out: Path, stats: dict[str, dict[str, float]]) -> str:
 
 
 def weights_over_time(out: Path, history: list[dict[str, Any]], layers: list[str]) -> str:
-    """Weight norm |W| and relative update size |dW|/|W| per layer over simulated time."""
+    """Weight norm |W| and relative update size |grad|/|W| (the rule's -dW before the learning rate, as the
+    run's history records it) per layer over simulated time."""
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     t = np.array([h["time_ms"] / 1000 for h in history])
     data: dict[str, Any] = {"time_s": t}
@@ -130,7 +131,9 @@ def weights_over_time(out: Path, history: list[dict[str, Any]], layers: list[str
             a.plot(t, v, label=name)
             data[f"{name}_{key}"] = v
     ax[0].set(xlabel="simulated time (s)", ylabel="|W|", title="weight norm")
-    ax[1].set(xlabel="simulated time (s)", ylabel="|dW| / |W| per event", title="update size", yscale="log")
+    ax[0].ticklabel_format(axis="y", useOffset=False)
+    ax[1].set(xlabel="simulated time (s)", ylabel="|grad| / |W| per event (before lr)", title="update size",
+              yscale="log")
     for a in ax:
         a.legend(fontsize=7)
     fig.tight_layout()

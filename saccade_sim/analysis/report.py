@@ -101,9 +101,10 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
         layer = summary["layers"][name] = {
             "field_kind": how, "field_shape": list(f_tr.shape[1:]),
             "gabor_r2": [_mean(st_tr["r2"]), _mean(st_rn["r2"])], "osi": [_mean(st_tr["osi"]), _mean(st_rn["osi"])]}
-        entries.append((png, f"{name} receptive fields ({how}), trained vs random weights; mean Gabor "
-                             f"R² {layer['gabor_r2'][0]} vs {layer['gabor_r2'][1]} (none: fields too small "
-                             f"to fit), mean OSI {layer['osi'][0]} vs {layer['osi'][1]}"))
+        fit = (f"mean Gabor R² {layer['gabor_r2'][0]} vs {layer['gabor_r2'][1]}" if layer["gabor_r2"][0] is not None
+               else f"no Gabor fit ({'x'.join(map(str, f_tr.shape[2:]))} fields are too small)")
+        entries.append((png, f"{name} receptive fields ({how}), trained vs random weights; {fit}, mean "
+                             f"orientation selectivity {layer['osi'][0]} vs {layer['osi'][1]}"))
 
     probe = {}
     if (out / "results.json").exists():
@@ -136,7 +137,7 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
 
     if exp.history:
         png = figures.weights_over_time(out, exp.history, names)
-        entries.append((png, "weight norm and relative update size |dW|/|W| per layer over simulated time"))
+        entries.append((png, "weight norm and relative update size |grad|/|W| per layer over simulated time"))
 
     if exp.modality.name == "image":
         dwell = exp.eye.dwell
@@ -152,5 +153,8 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
              f"Rule `{exp.config.rule.name}`, data `{exp.config.data.source}`, {len(idx)} held-out stimuli. "
              "Each plot's data is in the `.npz` of the same name; numbers in `analysis.json`.", ""]
     lines += [f"- [{png}]({png}) ([data]({png[:-4]}.npz)): {caption}" for png, caption in entries]
+    records = sorted(p.name for p in out.glob("record_*.npz"))
+    if records:
+        lines += ["", "Recordings (`data`, `time_ms`, `event`): " + ", ".join(f"[{r}]({r})" for r in records)]
     io.atomic_write(out / "report.md", lambda p: p.write_text("\n".join(lines) + "\n"))
     return summary
