@@ -43,7 +43,7 @@ def measure(rule: dict, glimpses: int, data: Path) -> dict:
     out = {"wall_s": round(wall, 1)}
     for who, layer in (("trained", exp.layers[0]), ("random", exp.initial_layers[0])):
         s = field_stats(layer.weight.detach().double().numpy(), max_units=32)
-        out[who] = {"gabor_r2": round(float(np.nanmean(s["r2"])), 3), "osi": round(float(s["osi"].mean()), 3),
+        out[who] = {"gabor_r2": round(float(np.nanmean(s["r2"])), 3), "osi": round(float(np.nanmean(s["osi"])), 3),
                     "oriented_fraction": round(float(((s["osi"] > 0.3) & (s["r2"] > 0.7)).mean()), 3)}
     return out
 

@@ -69,6 +69,7 @@ def test_gabor_fit_recovers_a_generated_gabor_patch():
     assert abs(((fit["theta"] - truth["theta"]) + np.pi / 2) % np.pi - np.pi / 2) < 0.05
     assert fit_gabor(np.random.default_rng(1).normal(size=(16, 16)))["r2"] < 0.5
     assert np.isnan(fit_gabor(np.ones((3, 3)))["r2"])  # too few pixels for 9 parameters
+    assert np.isnan(fit_gabor(np.zeros((8, 8)))["r2"])  # a silent unit's flat field: nothing to fit
 
 
 def test_orientation_selectivity_of_gratings_gabors_and_isotropic_blobs():
@@ -81,6 +82,8 @@ def test_orientation_selectivity_of_gratings_gabors_and_isotropic_blobs():
     peaks = theta[tuning[:3].argmax(1)]
     assert np.allclose(peaks, [0.0, 1.0, 2.0], atol=np.pi / 32)  # the preferred orientation is the carrier's
     assert orientation_selectivity(np.array([[1.0, 0, 0, 0]]), np.arange(4) * np.pi / 4)[0] == pytest.approx(1.0)
+    flat, theta = orientation_tuning(np.full((1, 8, 8), 3.0))
+    assert np.isnan(orientation_selectivity(flat, theta)[0])  # no response to any zero-mean grating
 
 
 def test_response_weighted_average_recovers_the_driving_pattern():

@@ -42,9 +42,10 @@ def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, rand
                      stats: dict[str, np.ndarray]) -> str:
     """Trained and random-weights fields side by side, with the Gabor R^2 and OSI histograms below."""
     fig, ax = plt.subplots(2, 2, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 1]})
+    fig.suptitle(title)
     for a, fields, name in ((ax[0, 0], trained, "trained"), (ax[0, 1], random, "random weights")):
         a.imshow(tile(fields), cmap="gray", interpolation="nearest")
-        a.set(title=f"{title}: {name}", xticks=[], yticks=[])
+        a.set(title=name, xticks=[], yticks=[])
     for a, key, label in ((ax[1, 0], "r2", "Gabor fit R$^2$"), (ax[1, 1], "osi", "orientation selectivity")):
         bins = np.linspace(0, 1, 21)
         for who, name in (("trained", "trained"), ("random", "random weights")):

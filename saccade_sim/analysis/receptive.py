@@ -42,7 +42,7 @@ GABOR_PARAMS = ("amplitude", "x0", "y0", "sigma_x", "sigma_y", "theta", "frequen
 def fit_gabor(patch: np.ndarray, starts: int = 4) -> dict[str, float]:
     """Least-squares Gabor fit of a 2-D ``patch`` (curve_fit, bounded trust-region), started from the
     patch's dominant spatial frequency and orientation at ``starts`` phases; returns the best fit's
-    parameters and ``r2`` = 1 - SS_res / SS_tot (the fit quality). Patches with fewer than twice as many
+    parameters and ``r2`` = 1 - SS_res / SS_tot (the fit quality; NaN for a constant patch). Patches with fewer than twice as many
     pixels as the 9 parameters (e.g. 3x3 kernels) are not fitted: every value is NaN."""
     patch = np.asarray(patch, dtype=np.float64)
     h, w = patch.shape
@@ -73,7 +73,7 @@ def fit_gabor(patch: np.ndarray, starts: int = 4) -> dict[str, float]:
     sst = float(((z - z.mean()) ** 2).sum())
     names = GABOR_PARAMS
     out = dict(zip(names, map(float, best))) if best is not None else dict.fromkeys(names, float("nan"))
-    out["r2"] = 1.0 - best_sse / sst if best is not None and sst > 0 else 0.0
+    out["r2"] = 1.0 - best_sse / sst if best is not None and sst > 0 else float("nan")
     return out
 
 
@@ -100,9 +100,10 @@ def orientation_tuning(filters: np.ndarray, n_orientations: int = 16,
 
 def orientation_selectivity(tuning: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """OSI = |sum_theta r(theta) exp(2 i theta)| / sum_theta r(theta) (1 - circular variance): 0 for an
-    untuned (isotropic) filter, 1 for a filter that responds to a single orientation."""
+    untuned (isotropic) filter, 1 for a filter that responds to a single orientation, NaN for a flat filter."""
     r = np.asarray(tuning, dtype=np.float64)
-    return np.abs((r * np.exp(2j * theta)).sum(-1)) / np.clip(r.sum(-1), 1e-12, None)
+    total = r.sum(-1)
+    return np.abs((r * np.exp(2j * theta)).sum(-1)) / np.where(total > 0, total, np.nan)
 
 
 def to_gray(fields: np.ndarray) -> np.ndarray:

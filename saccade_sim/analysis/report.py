@@ -100,11 +100,14 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
         png = figures.receptive_fields(out, f"receptive_fields_{name}", f"{name} ({how})", f_tr, f_rn, stats)
         layer = summary["layers"][name] = {
             "field_kind": how, "field_shape": list(f_tr.shape[1:]),
-            "gabor_r2": [_mean(st_tr["r2"]), _mean(st_rn["r2"])], "osi": [_mean(st_tr["osi"]), _mean(st_rn["osi"])]}
+            "gabor_r2": [_mean(st_tr["r2"]), _mean(st_rn["r2"])], "osi": [_mean(st_tr["osi"]), _mean(st_rn["osi"])],
+            "flat_fields": [int(np.isnan(st_tr["osi"]).sum()), int(np.isnan(st_rn["osi"]).sum())]}
         fit = (f"mean Gabor R² {layer['gabor_r2'][0]} vs {layer['gabor_r2'][1]}" if layer["gabor_r2"][0] is not None
                else f"no Gabor fit ({'x'.join(map(str, f_tr.shape[2:]))} fields are too small)")
         entries.append((png, f"{name} receptive fields ({how}), trained vs random weights; {fit}, mean "
-                             f"orientation selectivity {layer['osi'][0]} vs {layer['osi'][1]}"))
+                             f"orientation selectivity {layer['osi'][0]} vs {layer['osi'][1]} (means over fields "
+                             f"that are not flat; flat, e.g. silent units: {layer['flat_fields'][0]} vs "
+                             f"{layer['flat_fields'][1]})"))
 
     probe = {}
     if (out / "results.json").exists():
