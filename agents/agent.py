@@ -35,6 +35,7 @@ class LayerAgent:
         self._update_sq = torch.zeros((), device=layer.weight.device)
         self._loss = torch.zeros((), device=layer.weight.device)
         self._count = 0
+        self.last_loss: torch.Tensor | None = None  #: the local loss of the last event (None: the rule has none)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.layer.parameters()) + list(self.rule.parameters())
@@ -47,6 +48,7 @@ class LayerAgent:
             loss = self.rule.update(Factors(x, a, y, g.modulator, g))
             if self.sync is not None:
                 self.sync.before_step()
+            self.last_loss = loss
             with torch.no_grad():
                 w = self.layer.weight
                 norm = torch.linalg.vector_norm(w.grad)

@@ -1,5 +1,5 @@
 """Command line: ``saccade-sim run [CONFIG] [--set key=value ...] [--out DIR] [--checkpoint-every N]``,
-``saccade-sim run --resume DIR`` and ``saccade-sim list``."""
+``saccade-sim run --resume DIR``, ``saccade-sim analyze RUN_DIR`` and ``saccade-sim list``."""
 from __future__ import annotations
 
 import argparse
@@ -68,6 +68,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from .analysis.report import analyze
+
+    summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units)
+    for name, layer in summary["layers"].items():
+        print(f"{name} {layer['field_kind']} {layer['field_shape']}: mean Gabor R2 {layer['gabor_r2'][0]} "
+              f"(random weights {layer['gabor_r2'][1]}), mean OSI {layer['osi'][0]} (random {layer['osi'][1]})")
+    print(f"plots and report.md written into {args.run_dir}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from . import plugins  # noqa: F401
     from agents.layers import PRESETS
@@ -99,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write checkpoint.pt every N glimpse events (sets run.checkpoint_every)")
     run.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR from its checkpoint")
     run.set_defaults(func=_run)
+    ana = sub.add_parser("analyze", help="write receptive fields, RSA, sparseness, decoding and scan-path "
+                                         "plots (and report.md) into a finished run folder")
+    ana.add_argument("run_dir", help="a folder written by `saccade-sim run`")
+    ana.add_argument("--stimuli", type=int, default=200, help="held-out stimuli to analyse (default 200)")
+    ana.add_argument("--max-units", type=int, default=64, help="units per layer given a Gabor fit (default 64)")
+    ana.set_defaults(func=_analyze)
     lst = sub.add_parser("list", help="registered modalities, policies, rules, datasets and presets")
     lst.set_defaults(func=_list)
     return parser

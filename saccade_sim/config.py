@@ -93,6 +93,41 @@ class ProbeConfig:
     pool: int = 2  #: each glimpse's layer output is average-pooled to pool x pool
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
     batch: int = 64
+    every_ms: float = 0.0  #: also probe the layers every this many simulated ms (a decoding curve; 0 = off)
+
+
+@dataclass
+class MonitorSpec:
+    """One recording (``[[record.monitors]]``): what to sample, how often, and how many samples to keep."""
+
+    target: str = "layer1"  #: "eye" or a layer name ("layer1", ...)
+    quantity: str = "activity"  #: eye: glimpse, gaze, modulator, stimulus; layer: activity, weights, dendrite, loss
+    every: int = 1  #: sample every this many events (used when every_ms = 0)
+    every_ms: float = 0.0  #: sample at most once per this many simulated ms (0 = use ``every``)
+    max_len: int = 1000  #: ring-buffer length: the newest max_len samples are kept
+    eyes: list[int] = field(default_factory=list)  #: record only these eyes of the batch (empty = all)
+    name: str = ""  #: file name stem (default TARGET_QUANTITY)
+
+    def validate(self, path: str) -> None:
+        valid = EYE_QUANTITIES if self.target == "eye" else LAYER_QUANTITIES
+        if self.quantity not in valid:
+            raise ConfigError(f"{path}.quantity: unknown value {self.quantity!r} for target {self.target!r}; "
+                              f"valid choices: {', '.join(valid)}")
+        for key in ("every", "max_len"):
+            _positive(getattr(self, key), f"{path}.{key}")
+        _positive(self.every_ms, f"{path}.every_ms", allow_zero=True)
+        if any(e < 0 for e in self.eyes):
+            raise ConfigError(f"{path}.eyes: eye indices must be >= 0, got {self.eyes}")
+
+
+#: What a monitor can record from the eye's channel and from a layer's channel.
+EYE_QUANTITIES = ("glimpse", "gaze", "modulator", "stimulus")
+LAYER_QUANTITIES = ("activity", "weights", "dendrite", "loss", "modulator")
+
+
+@dataclass
+class RecordConfig:
+    monitors: list[MonitorSpec] = field(default_factory=list)  #: nothing is recorded unless listed
 
 
 @dataclass
@@ -109,6 +144,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved tree, plugin options merged back into their tables (what ``config.json`` holds)."""
@@ -198,7 +234,7 @@ def _with_plugin(table: dict, base: type, registry, path: str, selector: str):
     return base_obj, build(options_cls, rest, path)
 
 
-TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed")
+TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record")
 
 
 def resolve(raw: dict[str, Any]) -> Config:
@@ -224,6 +260,7 @@ def resolve(raw: dict[str, Any]) -> Config:
         rule_options=rule_options, run=build(RunConfig, raw.get("run", {}), "run"),
         probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
         distributed=build(DistributedConfig, raw.get("distributed", {}), "distributed"),
+        record=build(RecordConfig, raw.get("record", {}), "record"),
     )
     _check_values(cfg)
     return cfg
@@ -261,6 +298,7 @@ def _check_values(cfg: Config) -> None:
     _choice(cfg.rule.optimizer, ("sgd", "adam", "adamw"), "rule.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
+    _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
     _choice(cfg.data.normalize, ("standard", "none"), "data.normalize")
     _positive(cfg.data.crop_size, "data.crop_size")
     _positive(cfg.data.crops_per_photo, "data.crops_per_photo")

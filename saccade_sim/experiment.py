@@ -24,6 +24,7 @@ from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
+from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import stream_seed
 from .simulation import Simulation
@@ -99,25 +100,34 @@ class Experiment:
             opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
             sync = distributed.make_sync(params, cfg.distributed, self.world)
             self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
-        self.hooks: list[tuple[int, Any, int]] = []
+        self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
         self.every(cfg.run.check_every, self._check)
+        self.monitors = build_monitors(cfg.record.monitors, self.agents, self.attach)
+        if cfg.probe.every_ms:
+            self.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []
+        self.decoding: list[dict[str, Any]] = []  #: per-layer probe accuracy over simulated time
         self.wall_s = 0.0
 
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
                          [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms)
-        for n_events, fn, channel in self.hooks:
-            sim.every(n_events, fn, channel)
+        for start in self.attachments:
+            start(sim)
         return sim
 
+    def attach(self, start: Callable[[Simulation], Any]) -> None:
+        """Call ``start(simulation)`` now and on every simulation rebuilt after a restore (monitors and
+        hooks start their SimPy processes this way, so they survive a checkpoint)."""
+        self.attachments.append(start)
+        start(self.simulation)
+
     def every(self, n_events: int, fn: Any, channel: int = -1) -> None:
-        """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output); kept
-        across a restore from a checkpoint (use this, not ``simulation.every``, for monitors)."""
-        self.hooks.append((n_events, fn, channel))
-        self.simulation.every(n_events, fn, channel)
+        """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output), also
+        after a restore from a checkpoint."""
+        self.attach(lambda sim: sim.every(n_events, fn, channel))
 
     def register_state(self, name: str, obj: Any) -> None:
         """Save ``obj.state_dict()`` in every checkpoint and ``obj.load_state_dict(...)`` it on restore
@@ -192,20 +202,27 @@ class Experiment:
         p = self.config.probe
         return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch)
 
+    def probe_scores(self, layers: list[Layer]) -> list[float]:
+        """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits."""
+        p = self.config.probe
+        tr = self._probe_indices(len(self.train_labels), p.train, "train")
+        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
+        f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
+        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr, f_te)]
+
+    def _probe_during_run(self, glimpse) -> None:
+        scores = self.probe_scores(self.layers)[1:]
+        self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
+                              **{a.name: acc for a, acc in zip(self.agents, scores)}})
+
     def probe(self) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
-        y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
         names = [a.name for a in self.agents]
-
-        def scores(layers: list[Layer]) -> list[float]:
-            f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
-            return [ridge_probe(a, y_tr, b, y_te)["accuracy"]
-                    for a, b in zip(f_tr, f_te)]
-
-        trained, random = scores(self.layers), scores(self.initial_layers)
+        trained, random = self.probe_scores(self.layers), self.probe_scores(self.initial_layers)
         return {"layers": dict(zip(names, trained[1:])),
                 "baselines": {"input": trained[0], "random": dict(zip(names, random[1:]))},
                 "n_train": len(tr), "n_test": len(te), "chance": 1.0 / len(self.split.classes)}
@@ -245,6 +262,8 @@ class Experiment:
             "history": self.history,
             "wall_s": self.wall_s,
             "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
+            "decoding": self.decoding,
+            "monitors": {m.name: m.state_dict() for m in self.monitors},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -259,6 +278,9 @@ class Experiment:
         self.eye.load_state_dict(state["eye"])
         set_rng_states(state["rng"])
         self.history = list(state["history"])
+        self.decoding = list(state["decoding"])
+        for m in self.monitors:
+            m.load_state_dict(state["monitors"][m.name], self.device)
         self.wall_s = state["wall_s"]
         missing = sorted(set(self.stateful) - set(state["stateful"]))
         if missing:
@@ -283,6 +305,9 @@ class Experiment:
         io.save_npz(out / "history.npz",
                     {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
         learning_curve(self.history, out / "learning_curve.png")
+        save_recordings(self.monitors, out)
+        if self.decoding:
+            io.write_json(out / "decoding.json", self.decoding)
         if hasattr(self, "results"):
             io.write_json(out / "results.json", self.results)
         return out

@@ -1,0 +1,37 @@
+"""``saccade-sim analyze`` on a short real run over the shared natural images."""
+import json
+
+from saccade_sim.cli import main
+from conftest import data_path
+
+LAYERS = '[{kind="conv", channels=8, kernel=8, padding=0, pool=2}, {kind="conv", channels=8, kernel=3}]'
+PLOTS = ("receptive_fields_layer1", "receptive_fields_layer2", "decoding_curve", "similarity", "population",
+         "weights_over_time", "scan_path")
+
+
+def test_analyze_writes_every_plot_its_data_and_an_index(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--quiet", "--out", str(out), "--set", f"data.source={data_path('natural')}",
+            "--set", "glimpse.color=gray", "--set", f"network.layers={LAYERS}", "--set", "eye.batch=8",
+            "--set", "run.glimpses=20", "--set", "run.check_every=5", "--set", "probe.every_ms=2000",
+            "--set", "probe.train=60", "--set", "probe.test=40", "--set", "data.crops_per_photo=20",
+            "--set", "rule.name=instar", "--set", "rule.competition=kwta",
+            "--set", 'record.monitors=[{target="eye", quantity="gaze", max_len=50}]']
+    assert main(args) == 0
+    assert main(["analyze", str(out), "--stimuli", "24", "--max-units", "4"]) == 0
+    stdout = capsys.readouterr().out
+    assert "layer1 weights [1, 8, 8]: mean Gabor R2" in stdout
+    report = (out / "report.md").read_text()
+    for stem in PLOTS:
+        assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG", stem
+        assert (out / f"{stem}.npz").stat().st_size > 0
+        assert f"]({stem}.png)" in report
+    summary = json.loads((out / "analysis.json").read_text())
+    assert set(summary["layers"]) == {"layer1", "layer2"} and summary["stimuli"] == 24
+    layer1 = summary["layers"]["layer1"]
+    assert 0 <= layer1["osi"][0] <= 1 and layer1["gabor_r2"][0] <= 1
+    assert 0 <= layer1["trained_lifetime_sparseness"] <= 1 and layer1["trained_participation_ratio"] >= 1
+    names = summary["rsa"]["names"]
+    assert names == ["input", "layer1", "layer2", "labels"]
+    assert all(summary["rsa"]["matrix"][i][i] == 1 for i in range(len(names)))
+    assert len(json.loads((out / "decoding.json").read_text())) == 2  # probes at 2 s and 4 s
