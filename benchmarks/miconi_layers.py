@@ -41,17 +41,17 @@ def main() -> None:
     p.add_argument("--data", default="cifar10_5k.npz")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--events", type=int, default=60, help="glimpse events (x 16 images)")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--threshold-rate", type=float, default=0.01)
-    p.add_argument("--probe-train", type=int, default=600)
-    p.add_argument("--probe-test", type=int, default=400)
-    p.add_argument("--big", action="store_true", help="310 events (~1 epoch), probe 4000/1000, 2 seeds")
+    p.add_argument("--lr", type=float, default=0.2)
+    p.add_argument("--threshold-rate", type=float, default=0.05)
+    p.add_argument("--probe-train", type=int, default=2000)
+    p.add_argument("--probe-test", type=int, default=1000)
+    p.add_argument("--big", action="store_true", help="310 events (~1 epoch), probe 4000/1000, 3 seeds")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is fastest on a shared 2-core machine: 2 threads oversubscribe)")
     p.add_argument("--json", default="benchmarks/results/miconi_layers.json")
     args = p.parse_args()
     if args.big:
-        args.events, args.probe_train, args.probe_test, args.seeds = 310, 4000, 1000, 2
+        args.events, args.probe_train, args.probe_test, args.seeds = 310, 4000, 1000, 3
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     for label, preset in VARIANTS.items():
