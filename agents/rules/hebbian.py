@@ -145,20 +145,20 @@ class HebbianRule(Rule):
 
 @RULES.register("hebb")
 class Hebb(HebbianRule):
-    """Plain Hebb: dw = y x (unbounded without normalisation or competition)."""
+    """Plain Hebb: dw = y x (unbounded without normalisation or competition = "kwta" / "soft")."""
 
     kind = "hebb"
 
 
 @RULES.register("instar")
 class Instar(HebbianRule):
-    """Instar (Grossberg): dw = y (x - w); weights move towards the inputs that excite them."""
+    """Instar (Grossberg): dw = y (x - w); with competition = "kwta" the competitive Hebbian rule of Miconi's net."""
 
     kind = "instar"
 
 
 @RULES.register("oja")
 class Oja(HebbianRule):
-    """Oja: dw = y (x - y w); self-normalising principal-subspace Hebbian learning."""
+    """Oja: dw = y (x - y w), self-normalising; with competition = "soft", anti_hebbian = true: SoftHebb."""
 
     kind = "oja"
