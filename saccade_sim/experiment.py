@@ -26,7 +26,7 @@ from .eye import Eye
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
-from .whitening import fit_zca_kernel, whiten
+from .whitening import N_PATCHES, fit_zca_kernel, whiten
 
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
 
@@ -84,7 +84,7 @@ class Experiment:
         if train.dim() != 4 or min(train.shape[-2:]) < d.zca_size:
             raise ConfigError(f"data.normalize: 'zca' needs images [N, C, H, W] of at least data.zca_size = "
                               f"{d.zca_size} pixels, got a store of shape {tuple(train.shape)}")
-        kernel = fit_zca_kernel(train, d.zca_size, d.zca_eps, 20000, generator(self.config.seed, "zca"))
+        kernel = fit_zca_kernel(train, d.zca_size, d.zca_eps, N_PATCHES, generator(self.config.seed, "zca"))
         train, test = whiten(train, kernel), whiten(test, kernel)
         std = train.std().clamp_min(1e-8)
         return train / std, test / std

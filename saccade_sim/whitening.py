@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+#: training patches the ZCA filter is fitted on
+N_PATCHES = 20000
+
 
 def fit_zca_kernel(store: torch.Tensor, size: int, eps: float, n: int, generator: torch.Generator) -> torch.Tensor:
     """The ZCA filter [C, C, size, size] of ``store`` [N, C, H, W] (module docstring)."""
