@@ -1,7 +1,10 @@
 """Network layers: a linear map (conv or dense), a non-linearity, and pooling of what is transmitted.
 
 ``a = W x`` is the membrane potential, ``y = rho(a)`` the post-synaptic output that rules see, and
-``pool(y)`` is what the next layer receives.
+``pool(y)`` is what the next layer receives. Options of a layer (``LayerSpec``): ``kwta`` keeps only the k
+largest ``a_j - theta_j`` per position in ``y`` (hard k-winners-take-all, thresholds ``theta`` in the buffer
+``threshold`` that competitive rules adapt); ``prune`` removes a fixed random fraction of the connections
+(buffer ``mask``; ``W`` is used as ``W * mask``).
 """
 from __future__ import annotations
 
@@ -15,17 +18,35 @@ from saccade_sim.config import LayerSpec
 from saccade_sim.errors import ConfigError
 from saccade_sim.seeding import weight_seed
 
+def relu_centered(a: torch.Tensor) -> torch.Tensor:
+    """Miconi's dense output: y_j = relu(a_j - mean_k a_k), the mean over channels (dim 1) at each position."""
+    return F.relu(a - a.mean(1, keepdim=True))
+
+
+def norm_keeping(a: torch.Tensor) -> torch.Tensor:
+    """Zhou's norm-keeping non-linearity: y = beta (|a| - mean_k |a_k|) over channels (dim 1) at each
+    position, with beta = ||a|| / || |a| - mean|a| || so that ||y|| = ||a||."""
+    c = a.abs() - a.abs().mean(1, keepdim=True)
+    beta = a.norm(dim=1, keepdim=True) / c.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return beta * c
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
+    "relu_centered": relu_centered,
+    "norm_keeping": norm_keeping,
     "leaky_relu": lambda a: F.leaky_relu(a, 0.01),
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "linear": lambda a: a,
 }
 
-#: rho'(a) for each activation, used by rules that need the post-synaptic derivative (CLAPP)
+#: rho'(a) for each activation, used by rules that need the post-synaptic derivative (CLAPP); for the
+#: channel-coupled ones the channel statistics (mean, beta) are treated as constants
 DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": lambda a: (a > 0).to(a.dtype),
+    "relu_centered": lambda a: (a > a.mean(1, keepdim=True)).to(a.dtype),
+    "norm_keeping": torch.sign,
     "leaky_relu": lambda a: torch.where(a > 0, 1.0, 0.01).to(a.dtype),
     "tanh": lambda a: 1 - torch.tanh(a) ** 2,
     "sigmoid": lambda a: torch.sigmoid(a) * (1 - torch.sigmoid(a)),
@@ -33,8 +54,20 @@ DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _conv(c, k, p=None, pool=1, pool_kind="max"):
-    return LayerSpec(kind="conv", channels=c, kernel=k, padding=-1 if p is None else p, pool=pool, pool_kind=pool_kind)
+def _conv(c, k, p=None, pool=1, pool_kind="max", **extra):
+    return LayerSpec(kind="conv", channels=c, kernel=k, padding=-1 if p is None else p, pool=pool,
+                     pool_kind=pool_kind, **extra)
+
+
+def miconi_net(dense_output: bool = False, prune: float = 0.0, k: int = 5) -> list[LayerSpec]:
+    """Miconi (2021): conv 100 5x5 | 196 3x3 | 400 3x3, each + 2x2 average pooling. Without
+    ``dense_output`` each layer transmits its k-WTA winners (``kwta = k``); with it, the dense
+    relu(a - mean over channels) (plasticity still uses only the winners: rule competition "kwta").
+    ``prune`` removes that fraction of the connections between layers (layers 2 and 3)."""
+    out = dict(activation="relu_centered", kwta=0) if dense_output else dict(activation="relu", kwta=k)
+    return [_conv(100, 5, pool=2, pool_kind="avg", **out),
+            _conv(196, 3, pool=2, pool_kind="avg", prune=prune, **out),
+            _conv(400, 3, pool=2, pool_kind="avg", prune=prune, **out)]
 
 
 #: Named architectures for ``network.preset``.
@@ -45,6 +78,11 @@ PRESETS: dict[str, list[LayerSpec]] = {
     # CLAPP's VGG-6 encoder: 128 | 256+pool | 256 | 512+pool | 1024+pool | 1024+pool
     "vgg6": [_conv(128, 3), _conv(256, 3, pool=2), _conv(256, 3), _conv(512, 3, pool=2),
              _conv(1024, 3, pool=2), _conv(1024, 3, pool=2)],
+    # Miconi's multi-layer Hebbian net, without and with the two interventions
+    "miconi": miconi_net(),
+    "miconi_dense": miconi_net(dense_output=True),
+    "miconi_pruned": miconi_net(prune=0.99),
+    "miconi_both": miconi_net(dense_output=True, prune=0.99),
 }
 
 
@@ -83,6 +121,18 @@ class Layer(nn.Module):
             self.out_shape = tuple(self.transmit(a).shape[1:])
         self.rho = ACTIVATIONS[spec.activation]
         self.rho_prime = DERIVATIVES[spec.activation]
+        self.register_buffer("threshold", torch.zeros(spec.channels))
+        if spec.kwta:
+            from .rules.competition import kwta  # here, not at the top: agents.rules imports this module
+
+            self._kwta = kwta
+        if spec.prune > 0:
+            keep = torch.rand(self.op.weight.shape) >= spec.prune
+            self.register_buffer("mask", keep.to(self.op.weight.dtype))
+            with torch.no_grad():
+                self.op.weight.mul_(self.mask)
+        else:
+            self.mask = None
         if self.channels_last:
             self.op.to(memory_format=torch.channels_last)
 
@@ -91,16 +141,25 @@ class Layer(nn.Module):
         return self.op.weight
 
     def potential(self, x: torch.Tensor) -> torch.Tensor:
-        """a = W x (conv: at every position)."""
+        """a = (W * mask) x (conv: at every position)."""
+        w = self.op.weight if self.mask is None else self.op.weight * self.mask
         if self.is_conv:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return self.op(x)
-        return self.op(x.flatten(1))
+            return F.conv2d(x, w, self.op.bias, self.op.stride, self.op.padding)
+        return F.linear(x.flatten(1), w, self.op.bias)
+
+    def masked(self, delta: torch.Tensor) -> torch.Tensor:
+        """A weight change restricted to the connections that exist (pruned ones stay 0)."""
+        return delta if self.mask is None else delta * self.mask
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """a = W x; y = rho(a), then (``kwta`` > 0) only the k winners of a - theta per position."""
         a = self.potential(x)
-        return a, self.rho(a)
+        y = self.rho(a)
+        if self.spec.kwta:
+            y = self._kwta(a, y, self.spec.kwta, self.threshold)
+        return a, y
 
     def transmit(self, y: torch.Tensor) -> torch.Tensor:
         """What the next layer receives: ``y`` pooled by ``spec.pool``."""

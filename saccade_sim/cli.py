@@ -92,7 +92,8 @@ def _list(args: argparse.Namespace) -> int:
     print("network presets:")
     for name, specs in PRESETS.items():
         print(f"  {name:<14} " + " | ".join(f"{s.kind} {s.channels}" + (f"+pool{s.pool}" if s.pool > 1 else "")
-                                            for s in specs))
+                                            + (f" kwta{s.kwta}" if s.kwta else "") + (f" prune{s.prune:g}" if s.prune else "")
+                                            + (f" {s.activation}" if s.activation != "relu" else "") for s in specs))
     return 0
 
 

@@ -32,7 +32,9 @@ class DataConfig:
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
-    normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store) or "none"
+    normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store), "zca" or "none"
+    zca_size: int = 7  #: normalize = "zca": side of the training patches the whitening filter is fitted on
+    zca_eps: float = 0.01  #: normalize = "zca": regulariser, relative to the mean patch variance
     crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
     crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
@@ -59,6 +61,8 @@ class LayerSpec:
     activation: str = "relu"
     bias: bool = False
     delay_ms: float = 0.0  #: conduction delay before this layer sees its input
+    kwta: int = 0  #: transmit only the k largest a - threshold per position (hard k-WTA; 0 = off)
+    prune: float = 0.0  #: fraction of connections removed by a fixed random mask (0 = none)
 
 
 @dataclass
@@ -299,7 +303,9 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.probe.pool, "probe.pool")
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
     _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
-    _choice(cfg.data.normalize, ("standard", "none"), "data.normalize")
+    _choice(cfg.data.normalize, ("standard", "zca", "none"), "data.normalize")
+    _positive(cfg.data.zca_size, "data.zca_size")
+    _positive(cfg.data.zca_eps, "data.zca_eps")
     _positive(cfg.data.crop_size, "data.crop_size")
     _positive(cfg.data.crops_per_photo, "data.crops_per_photo")
     if cfg.data.test_groups and not cfg.data.group_pattern:
@@ -313,6 +319,9 @@ def _check_values(cfg: Config) -> None:
         for name in ("channels", "kernel", "stride", "pool"):
             _positive(getattr(spec, name), f"{key}.{name}")
         _positive(spec.delay_ms, f"{key}.delay_ms", allow_zero=True)
+        _positive(spec.kwta, f"{key}.kwta", allow_zero=True)
+        if not 0.0 <= spec.prune < 1.0:
+            raise ConfigError(f"{key}.prune: must be in [0, 1), got {spec.prune!r}")
         if spec.delay_ms >= cfg.eye.fixation_ms:
             raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
                               f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")

@@ -26,8 +26,9 @@ from .errors import ConfigError
 from .eye import Eye
 from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
-from .seeding import stream_seed
+from .seeding import generator, stream_seed
 from .simulation import Simulation
+from .whitening import N_PATCHES, fit_zca_kernel, whiten
 
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
 CHECKPOINT_FORMAT = 1  #: version of the checkpoint layout written by :meth:`Experiment.state_dict`
@@ -77,9 +78,11 @@ class Experiment:
         self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
         train = modality_cls.prepare(self.split.train, cfg.glimpse)
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
-        if cfg.data.normalize == "standard":
+        if cfg.data.normalize in ("standard", "zca"):
             mean, std = train.mean(), train.std().clamp_min(1e-8)
             train, test = (train - mean) / std, (test - mean) / std
+        if cfg.data.normalize == "zca":
+            train, test = self._whiten(train, test)
         self.modality = modality_cls(cfg.glimpse, tuple(train.shape[1:]))
         self.train_store, self.test_store = train.to(self.device), test.to(self.device)
         self.train_labels = torch.from_numpy(self.split.train.y).to(self.device)
@@ -135,6 +138,16 @@ class Experiment:
         if name in self.stateful:
             raise ValueError(f"state {name!r} is already registered")
         self.stateful[name] = obj
+    def _whiten(self, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ZCA-whiten both stores with a filter fitted on training patches (unit variance afterwards)."""
+        d = self.config.data
+        if train.dim() != 4 or min(train.shape[-2:]) < d.zca_size:
+            raise ConfigError(f"data.normalize: 'zca' needs images [N, C, H, W] of at least data.zca_size = "
+                              f"{d.zca_size} pixels, got a store of shape {tuple(train.shape)}")
+        kernel = fit_zca_kernel(train, d.zca_size, d.zca_eps, N_PATCHES, generator(self.config.seed, "zca"))
+        train, test = whiten(train, kernel), whiten(test, kernel)
+        std = train.std().clamp_min(1e-8)
+        return train / std, test / std
 
     def _build_layers(self) -> list[Layer]:
         cfg = self.config

@@ -7,12 +7,16 @@ from __future__ import annotations
 import torch
 
 
-def kwta(a: torch.Tensor, y: torch.Tensor, k: int, threshold: torch.Tensor | None = None) -> torch.Tensor:
-    """Hard k-winners-take-all: at each position keep y_j for the k largest ``a_j - theta_j``, else 0."""
+def winners(a: torch.Tensor, k: int, threshold: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask [B, C, ...] of the k largest ``a_j - theta_j`` over channels at each position."""
     score = a if threshold is None else a - threshold.view(1, -1, *([1] * (a.dim() - 2)))
-    k = min(k, a.shape[1])
-    kth = score.topk(k, dim=1).values[:, -1:]
-    return torch.where(score >= kth, y, torch.zeros_like(y))
+    idx = score.topk(min(k, a.shape[1]), dim=1).indices
+    return torch.zeros_like(a, dtype=torch.bool).scatter_(1, idx, True)
+
+
+def kwta(a: torch.Tensor, y: torch.Tensor, k: int, threshold: torch.Tensor | None = None) -> torch.Tensor:
+    """Hard k-winners-take-all: y_j where unit j is one of the k :func:`winners` at its position, else 0."""
+    return torch.where(winners(a, k, threshold), y, torch.zeros_like(y))
 
 
 def soft_wta(a: torch.Tensor, temperature: float, anti_hebbian: bool) -> torch.Tensor:
@@ -26,9 +30,10 @@ def soft_wta(a: torch.Tensor, temperature: float, anti_hebbian: bool) -> torch.T
     return y * sign
 
 
-def update_thresholds(threshold: torch.Tensor, winners: torch.Tensor, k: int, rate: float) -> torch.Tensor:
-    """Homeostasis: theta_j += rate * (win rate_j - k / C); frequent winners become harder to excite."""
-    c = winners.shape[1]
-    dims = [0] + list(range(2, winners.dim()))
-    rate_j = (winners != 0).to(threshold.dtype).mean(dim=dims)
-    return threshold + rate * (rate_j - k / c)
+def update_thresholds(threshold: torch.Tensor, won: torch.Tensor, k: int, rate: float) -> torch.Tensor:
+    """Homeostasis: theta_j += rate * (p_j - k / C), p_j = the fraction of (sample, position) pairs that
+    unit j won (``won`` [B, C, ...], nonzero = won); frequent winners become harder to excite."""
+    c = won.shape[1]
+    dims = [0] + list(range(2, won.dim()))
+    p = (won != 0).to(threshold.dtype).mean(dim=dims)
+    return threshold + rate * (p - k / c)

@@ -26,7 +26,7 @@ from saccade_sim.registry import RULES
 
 from ..layers import Layer
 from .base import Factors, Rule, write_delta, write_loss_grad
-from .competition import kwta, soft_wta, update_thresholds
+from .competition import soft_wta, update_thresholds, winners
 
 KINDS = ("hebb", "instar", "oja")
 
@@ -58,7 +58,7 @@ def hebbian_delta(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> 
     c = correlation(layer, x, y)  # a fresh tensor: updated in place below (fused, no temporaries)
     if kind in ("instar", "oja"):
         c.addcmul_(_per_unit(y, w, 1 if kind == "instar" else 2), w, value=-1)
-    return c.div_(n_terms(y))
+    return layer.masked(c.div_(n_terms(y)))
 
 
 def hebbian_loss(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -82,7 +82,7 @@ class HebbianOptions:
     normalize: bool = True  #: rescale each unit's weight vector to unit norm after every step
     competition: str = "none"  #: "none", "kwta" (hard k-winners) or "soft" (SoftHebb softmax)
     k: int = 1  #: winners per position for kwta
-    threshold_rate: float = 0.0  #: kwta adaptive-threshold rate (0 = fixed thresholds)
+    threshold_rate: float = 0.0  #: kwta adaptive-threshold rate (0 = fixed thresholds; the layer's ``threshold``)
     temperature: float = 1.0  #: soft competition temperature
     anti_hebbian: bool = False  #: soft competition: non-winners get -y (SoftHebb)
 
@@ -105,7 +105,6 @@ class HebbianRule(Rule):
 
     def __init__(self, layer: Layer, options: HebbianOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
-        self.register_buffer("threshold", torch.zeros(layer.spec.channels))
         if options.normalize:
             self.after_step()
 
@@ -114,13 +113,15 @@ class HebbianRule(Rule):
         return self.options.form == "loss"
 
     def plastic_post(self, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The post-synaptic factor after competition (what plasticity uses)."""
+        """The post-synaptic factor after competition (what plasticity uses). kwta picks winners of
+        ``a - theta`` with the layer's thresholds theta, which homeostasis then adapts."""
         o = self.options
         if o.competition == "kwta":
-            winners = kwta(a, y, o.k, self.threshold)
+            theta = self.layer.threshold
+            won = winners(a, o.k, theta)
             if o.threshold_rate:
-                self.threshold.copy_(update_thresholds(self.threshold, winners, o.k, o.threshold_rate))
-            return winners
+                theta.copy_(update_thresholds(theta, won, o.k, o.threshold_rate))
+            return torch.where(won, y, torch.zeros_like(y))
         if o.competition == "soft":
             return soft_wta(a, o.temperature, o.anti_hebbian)
         return y
@@ -144,20 +145,20 @@ class HebbianRule(Rule):
 
 @RULES.register("hebb")
 class Hebb(HebbianRule):
-    """Plain Hebb: dw = y x (unbounded without normalisation or competition)."""
+    """Plain Hebb: dw = y x (unbounded without normalisation or competition = "kwta" / "soft")."""
 
     kind = "hebb"
 
 
 @RULES.register("instar")
 class Instar(HebbianRule):
-    """Instar (Grossberg): dw = y (x - w); weights move towards the inputs that excite them."""
+    """Instar (Grossberg): dw = y (x - w); with competition = "kwta" the competitive Hebbian rule of Miconi's net."""
 
     kind = "instar"
 
 
 @RULES.register("oja")
 class Oja(HebbianRule):
-    """Oja: dw = y (x - y w); self-normalising principal-subspace Hebbian learning."""
+    """Oja: dw = y (x - y w), self-normalising; with competition = "soft", anti_hebbian = true: SoftHebb."""
 
     kind = "oja"
