@@ -41,3 +41,18 @@ def test_separable_classes_are_decoded_and_noise_is_not():
     assert ridge_probe(x[:200], y[:200], x[200:], y[200:])["accuracy"] == 1.0
     noise = torch.randn(300, 20, generator=g)
     assert ridge_probe(noise[:200], y[:200], noise[200:], y[200:])["accuracy"] < 0.4
+
+
+def test_penalty_choice_holds_with_many_more_features_than_items():
+    """Raw CIFAR pixels (3072 features, 600 items): the chosen penalty scores within 0.02 of the best one."""
+    import numpy as np
+
+    from conftest import data_path
+    from saccade_sim.analysis.probe import LAMBDAS
+
+    d = np.load(data_path("cifar10_5k.npz"))
+    x, y = torch.from_numpy(d["x"][:600].reshape(600, -1)).double(), torch.from_numpy(d["y"][:600])
+    xt, yt = torch.from_numpy(d["x_test"][:500].reshape(500, -1)).double(), torch.from_numpy(d["y_test"][:500])
+    chosen = ridge_probe(x, y, xt, yt)["accuracy"]
+    best = max(ridge_probe(x, y, xt, yt, lambdas=lam.view(1))["accuracy"] for lam in LAMBDAS)
+    assert chosen > 0.25 and chosen >= best - 0.02

@@ -16,7 +16,7 @@ from agents.layers import Layer
 
 from ..modalities.base import Modality
 
-LAMBDAS = torch.logspace(-4, 2, 13, dtype=torch.float64)
+LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative to the mean Gram eigenvalue
 
 
 @torch.no_grad()
@@ -48,7 +48,7 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
 
     Features are standardised with training statistics; targets are centred one-hot codes. The penalty
     (relative to the mean eigenvalue) is chosen by exact leave-one-out accuracy on the training split:
-    with hat matrix H = K (K + l I)^-1, the left-out score of item i is (f_i - H_ii y_i) / (1 - H_ii).
+    with hat matrix H = K (K + l I)^-1, the left-out score of item i is y_i - (y_i - f_i) / (1 - H_ii).
     """
     x_train, x_test = x_train.double(), x_test.double()
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
@@ -57,21 +57,22 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     y1 = F.one_hot(y_train, n_classes).double()
     y_mean = y1.mean(0)
     yc = y1 - y_mean
-    x32 = x_train.float()
-    ev, v = torch.linalg.eigh((x32 @ x32.T).double())  # Gram in float32 (the cost), spectrum in float64
+    ev, v = torch.linalg.eigh(x_train @ x_train.T)
     ev = ev.clamp_min(0)
     vty = v.T @ yc
     scale = ev.mean()
     loo = []
     for lam in lambdas:
-        shrink = ev / (ev + lam * scale)
-        fitted = v @ (shrink[:, None] * vty)
-        h = (v * v) @ shrink
-        left_out = (fitted - h[:, None] * yc) / (1 - h).clamp_min(1e-12)[:, None]
+        # residual y - f and 1 - H_ii from the complement l / (ev + l) directly: no cancellation near
+        # interpolation (many more features than items, where H_ii -> 1)
+        complement = lam * scale / (ev + lam * scale)
+        residual = v @ (complement[:, None] * vty)
+        one_minus_h = (v * v) @ complement
+        left_out = yc - residual / one_minus_h.clamp_min(1e-300)[:, None]
         loo.append(((left_out + y_mean).argmax(1) == y_train).double().mean())
     loo_acc = torch.stack(loo)
     best = int(torch.nonzero(loo_acc == loo_acc.max()).max())  # ties: the stronger penalty
     alpha = v @ (vty / (ev + lambdas[best] * scale)[:, None])
-    pred = ((x_test.float() @ x32.T).double() @ alpha + y_mean).argmax(1)
+    pred = ((x_test @ x_train.T) @ alpha + y_mean).argmax(1)
     return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
             "loo_accuracy": float(loo_acc[best])}
