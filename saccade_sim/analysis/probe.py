@@ -42,6 +42,16 @@ def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tens
     return [torch.cat(o) for o in out]
 
 
+def _eigh_one_thread(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """eigh on one thread: threaded LAPACK eigh stalls (150x measured) when another process holds a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(k)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                 lambdas: torch.Tensor = LAMBDAS) -> dict[str, float]:
     """Test accuracy of a ridge classifier (kernel form, one eigendecomposition of the Gram matrix).
@@ -57,7 +67,7 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     y1 = F.one_hot(y_train, n_classes).double()
     y_mean = y1.mean(0)
     yc = y1 - y_mean
-    ev, v = torch.linalg.eigh(x_train @ x_train.T)
+    ev, v = _eigh_one_thread(x_train @ x_train.T)
     ev = ev.clamp_min(0)
     vty = v.T @ yc
     scale = ev.mean()
