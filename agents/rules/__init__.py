@@ -1,5 +1,6 @@
 """Local learning rules; importing this package registers the built-in ones."""
 from .base import Factors, Rule, write_delta, write_loss_grad
 from . import hebbian  # noqa: F401  (registers hebb, instar, oja)
+from . import clapp  # noqa: F401  (registers clapp, clapp_s)
 
 __all__ = ["Factors", "Rule", "write_delta", "write_loss_grad"]
