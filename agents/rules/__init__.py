@@ -2,5 +2,6 @@
 from .base import Factors, Rule, write_delta, write_loss_grad
 from . import hebbian  # noqa: F401  (registers hebb, instar, oja)
 from . import activation, sphere  # noqa: F401  (registers activation, sphere)
+from . import clapp  # noqa: F401  (registers clapp, clapp_s)
 
 __all__ = ["Factors", "Rule", "write_delta", "write_loss_grad"]
