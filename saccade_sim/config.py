@@ -44,7 +44,7 @@ class EyeConfig:
     policy: str = "raster"
     batch: int = 16  #: B eyes moving in lockstep (the tensor batch)
     fixation_ms: float = 200.0  #: simulated duration of one fixation
-    jump_prob: float = 0.0  #: per eye and fixation, probability of a saccade to another stimulus
+    jump_prob: float = 0.3  #: per eye and fixation, probability of a saccade to another stimulus
     dwell: int = 0  #: fixations per stimulus before moving on (0 = one pass over the gaze grid)
     shards: int = 1  #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs)
 
@@ -74,15 +74,15 @@ class NetworkConfig:
 
 @dataclass
 class RuleConfig:
-    name: str = "oja"
-    lr: float = 0.01
+    name: str = "clapp"
+    lr: float | None = None  #: learning rate (default: the rule's ``default_lr``)
     optimizer: str = "sgd"  #: "sgd", "adam" or "adamw"
     weight_decay: float = 0.0
 
 
 @dataclass
 class RunConfig:
-    glimpses: int = 20000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
+    glimpses: int = 1500  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
     progress: bool = True
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
@@ -258,6 +258,8 @@ def resolve(raw: dict[str, Any]) -> Config:
     glimpse = build(getattr(modality, "Options", NoOptions), raw.get("glimpse", {}), "glimpse")
     eye, policy = _with_plugin(raw.get("eye", {}), EyeConfig, POLICIES, "eye", "policy")
     rule, rule_options = _with_plugin(raw.get("rule", {}), RuleConfig, RULES, "rule", "name")
+    if rule.lr is None:
+        rule.lr = RULES.get(rule.name).default_lr
     cfg = Config(
         seed=top.seed, device=top.device, data=data, glimpse=glimpse, eye=eye, policy=policy,
         network=build(NetworkConfig, raw.get("network", {}), "network"), rule=rule,

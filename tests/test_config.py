@@ -8,7 +8,9 @@ from saccade_sim.errors import ConfigError
 def test_defaults_resolve_and_round_trip():
     cfg = resolve({})
     tree = cfg.to_dict()
-    assert tree["rule"]["name"] == "oja" and "form" in tree["rule"] and tree["eye"]["policy"] == "raster"
+    assert tree["rule"]["name"] == "clapp" and "offsets" in tree["rule"] and tree["eye"]["policy"] == "raster"
+    assert tree["rule"]["lr"] == 0.05 and resolve({"rule": {"name": "oja"}}).rule.lr == 0.01  # rule default_lr
+    assert resolve({"rule": {"name": "oja", "lr": 0.3}}).rule.lr == 0.3
     assert resolve(tree).to_dict() == tree
 
 

@@ -189,6 +189,7 @@ class Clapp(Rule):
 
     Options = ClappOptions
     transpose_retro: ClassVar[bool] = False
+    default_lr = 0.05  #: SGD; measured on the natural default (README, CLAPP section)
 
     def __init__(self, layer: Layer, options: ClappOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
