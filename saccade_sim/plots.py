@@ -13,7 +13,8 @@ from .io import atomic_write  # noqa: E402
 
 
 def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
-    """Relative update size |dW|/|W| (and the local loss, where the rule has one) per layer over time."""
+    """The rule's relative change |grad|/|W| per event, before the optimiser's learning rate (and the local
+    loss, where the rule has one), per layer over simulated time."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     if history:
         t = [h["time_ms"] / 1000 for h in history]
@@ -23,7 +24,7 @@ def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
             axes[1].plot(t, [h[f"{name}/loss"] for h in history], label=name)
         axes[0].set_yscale("log")
         axes[0].legend()
-    axes[0].set(xlabel="simulated time (s)", ylabel="|dW| / |W| per event", title="update size")
+    axes[0].set(xlabel="simulated time (s)", ylabel="|grad| / |W| per event", title="rule's relative change (before lr)")
     axes[1].set(xlabel="simulated time (s)", ylabel="local loss", title="local loss (0 if the rule has none)")
     fig.tight_layout()
     try:
