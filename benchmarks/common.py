@@ -1,7 +1,10 @@
-"""Shared helpers of the benchmark scripts: repeated, interleaved measurements, a table, a JSON file."""
+"""Shared helpers of the benchmark scripts: the data folder, the common options, repeated interleaved
+measurements and their summary, a text table, the JSON record."""
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -10,19 +13,46 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("SACCADE_SIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """Median and spread (min, max, and the half inter-quartile range relative to the median)."""
+def arguments(doc: str, name: str, threads: bool = True) -> argparse.ArgumentParser:
+    """A parser described by the first line of the script's docstring, with ``--json`` (default
+    ``benchmarks/results/NAME.json``) and, unless ``threads`` is False, ``--threads`` (applied by ``parse``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if threads:
+        parser.add_argument("--threads", type=int, default=1,
+                            help="torch threads (1 is fastest on a shared 2-core machine: 2 threads oversubscribe)")
+    parser.add_argument("--json", default=f"benchmarks/results/{name}.json")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and set torch's thread count to ``--threads`` where the parser has it."""
+    args = parser.parse_args()
+    if "threads" in args:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Median, mean, sample standard deviation (0 for one value), min, max, and the half inter-quartile range
+    relative to the median."""
     v = sorted(values)
     q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
     med = statistics.median(v)
-    return {"median": med, "min": v[0], "max": v[-1], "rel_spread": (q[2] - q[0]) / 2 / med if med else 0.0,
+    return {"median": med, "mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "min": v[0], "max": v[-1], "rel_spread": (q[2] - q[0]) / 2 / med if med else 0.0,
             "n": len(v), "values": list(values)}
 
 
-def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, float]]:
+def mean_sd(values: Sequence[float]) -> str:
+    """'mean ± sd' of ``values`` with 3 decimals."""
+    s = summary(values)
+    return f"{s['mean']:.3f} ± {s['sd']:.3f}"
+
+
+def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:
     """Run every case once per round, ``repeats`` rounds (so the compared things share the machine's load),
     and summarise each case's values."""
     values: dict[str, list[float]] = {name: [] for name in cases}
@@ -38,8 +68,9 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain text table of ``rows`` (floats with 3 significant digits)."""
+def table(rows: list[dict[str, Any]], columns: Sequence[str], markdown: bool = False) -> str:
+    """A text table of ``rows`` (floats with 3 significant digits, a missing cell empty): right-aligned plain
+    columns, or with ``markdown`` a left-aligned Markdown table."""
     def fmt(x: Any) -> str:
         if isinstance(x, float):
             return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -47,19 +78,26 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
     cells = [list(columns)] + [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    if markdown:
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    else:
+        lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    """The machine and the time of the run; ``summary`` reads e.g. '2-core x86_64 CPU, no GPU'."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"summary": f"{os.cpu_count()}-core {platform.machine()} CPU, {gpu or 'no GPU'}",
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": gpu,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+def write_json(path: str | Path, args: argparse.Namespace, **results: Any) -> None:
+    """Write the machine, the script's arguments and the results as JSON."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    Path(path).write_text(json.dumps({"machine": machine(), "args": vars(args), **results}, indent=2, default=str))
     print(f"wrote {path}")

@@ -15,13 +15,11 @@ import copy
 import time
 from typing import Any
 
-import torch
-
 import saccade_sim as ss
 from saccade_sim import plugins  # noqa: F401  (registers the built-in rules)
 from saccade_sim.registry import RULES
 
-from zoo_common import DATA, fmt, machine, mean_sd, table, write_record
+from common import DATA, arguments, machine, mean_sd, parse, summary, table, write_json
 
 #: rule-specific settings (sections of the config); rules not named here run with their defaults
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -63,7 +61,7 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments(__doc__, "compare_rules")
     p.add_argument("--data", default="mnist5k.npz", help="a file in the shared data folder")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--events", type=int, default=150, help="glimpse events per run (x eye.batch 16 glimpses)")
@@ -72,13 +70,9 @@ def main() -> None:
     p.add_argument("--probe-test", type=int, default=400)
     p.add_argument("--big", action="store_true", help="600 events, 32 channels, probe 2000/1000")
     p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1 is fastest on a shared 2-core machine: 2 threads oversubscribe)")
-    p.add_argument("--json", default="benchmarks/results/compare_rules.json")
-    args = p.parse_args()
+    args = parse(p)
     if args.big:
         args.events, args.channels, args.probe_train, args.probe_test = 600, 32, 2000, 1000
-    torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     for label, extra in rows().items():
         if args.only and label not in args.only:
@@ -95,22 +89,23 @@ def main() -> None:
                          "input": r["probe"]["baselines"]["input"], "wall_s": time.perf_counter() - start})
         results[label] = {"config": extra, "runs": runs}
         print(f"{label}: {runs}", flush=True)
-    header = ["rule", "trained layer1", "random weights", "raw glimpses", "trained - random", "s/run"]
+    columns = ["rule", "trained layer1", "random weights", "raw glimpses", "trained - random", "s/run"]
     body = []
     for label, res in results.items():
         ok = [r for r in res["runs"] if "error" not in r]
         if not ok:
-            body.append([label, "error: " + res["runs"][0]["error"][:60], "", "", "", ""])
+            body.append({"rule": label, "trained layer1": "error: " + res["runs"][0]["error"][:60]})
             continue
-        diff = [r["trained"] - r["random"] for r in ok]
-        body.append([label, fmt([r["trained"] for r in ok]), fmt([r["random"] for r in ok]),
-                     fmt([r["input"] for r in ok]), f"{mean_sd(diff)[0]:+.3f}",
-                     f"{mean_sd([r['wall_s'] for r in ok])[0]:.0f}"])
+        body.append({"rule": label, "trained layer1": mean_sd([r["trained"] for r in ok]),
+                     "random weights": mean_sd([r["random"] for r in ok]),
+                     "raw glimpses": mean_sd([r["input"] for r in ok]),
+                     "trained - random": f"{summary([r['trained'] - r['random'] for r in ok])['mean']:+.3f}",
+                     "s/run": f"{summary([r['wall_s'] for r in ok])['mean']:.0f}"})
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
-          f"{machine()}")
-    print(table(header, body))
-    write_record(args.json, "compare_rules", vars(args), results)
+          f"{machine()['summary']}")
+    print(table(body, columns, markdown=True))
+    write_json(args.json, args, results=results)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import DATA, interleaved, table, write_json
+from common import DATA, arguments, interleaved, parse, table, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,15 +40,14 @@ def run_case(ranks: int, sync_every: int, args: argparse.Namespace) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "distributed_scaling", threads=False)
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch", type=int, default=32, help="global eye.batch")
     parser.add_argument("--events", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--json", default="benchmarks/results/distributed_scaling.json")
-    args = parser.parse_args()
+    args = parse(parser)
 
     cases = {(1, 1): lambda: run_case(1, 1, args)}
     for k in args.ks:
@@ -63,7 +62,7 @@ def main() -> None:
     print(f"global batch {args.batch}, preset {args.preset}, oja, {args.events} events, one thread per rank, "
           f"median of {args.repeats} interleaved runs")
     print(table(rows, ["ranks", "K", "glimpses/s", "spread", "min", "max", "efficiency"]))
-    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    write_json(args.json, args, rows=rows)
 
 
 if __name__ == "__main__":

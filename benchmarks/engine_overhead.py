@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from agents.rules.base import Factors
-from common import DATA, interleaved, summary, table, timed, write_json
+from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json
 from saccade_sim.experiment import Experiment
 
 
@@ -55,7 +55,7 @@ def measure(args: argparse.Namespace, batch: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "engine_overhead")
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--rule", default="oja")
@@ -63,15 +63,12 @@ def main() -> None:
     parser.add_argument("--glimpses", type=int, default=4096, help="glimpses per timed run (events = this / batch)")
     parser.add_argument("--min-events", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", default="benchmarks/results/engine_overhead.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(parser)
     rows = [measure(args, b) for b in args.batches]
     print(f"preset {args.preset}, rule {args.rule}, {args.threads} thread(s), median of {args.repeats} "
           "interleaved rounds (ratio: per round)")
     print(table(rows, list(rows[0])))
-    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    write_json(args.json, args, rows=rows)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from common import DATA, summary, table, write_json
+from common import DATA, arguments, parse, summary, table, write_json
 
 
 def sample_utilisation(stop: threading.Event, out: list[float]) -> None:
@@ -58,24 +58,23 @@ def measure(args: argparse.Namespace, batch: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "gpu", threads=False)
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--preset", default="vgg6")
     parser.add_argument("--rule", default="oja")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default="benchmarks/results/gpu.json")
-    args = parser.parse_args()
+    args = parse(parser)
     if not torch.cuda.is_available():
         print("GPU section skipped: CUDA is not available on this machine")
-        write_json(args.json, {"skipped": "CUDA not available"})
+        write_json(args.json, args, skipped="CUDA not available")
         return
     rows = [measure(args, b) for b in args.batches]
     print(f"{torch.cuda.get_device_name()}, preset {args.preset}, rule {args.rule}, {args.events} events per run, "
           f"median of {args.repeats}; every timed loop ran under set_sync_debug_mode('error')")
     print(table(rows, list(rows[0])))
-    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    write_json(args.json, args, rows=rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from common import DATA, interleaved, summary, table, timed, write_json
+from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json
 from saccade_sim.experiment import Experiment
 
 
@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace, preset: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "local_vs_backprop")
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--rule", default="oja")
     parser.add_argument("--optimizer", default="sgd")
@@ -80,15 +80,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", default="benchmarks/results/local_vs_backprop.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(parser)
     rows = [measure(args, p) for p in args.presets]
     print(f"{args.threads} thread(s), optimiser {args.optimizer}, {args.steps} steps per run, median of "
           f"{args.repeats} interleaved rounds (ratio: per round)")
     print(table(rows, list(rows[0])))
-    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    write_json(args.json, args, rows=rows)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,9 @@ import argparse
 import time
 from typing import Any
 
-import torch
-
 import saccade_sim as ss
 
-from zoo_common import DATA, fmt, machine, table, write_record
+from common import DATA, arguments, machine, mean_sd, parse, table, write_json
 
 VARIANTS = {"none": "miconi", "dense output": "miconi_dense", "pruning": "miconi_pruned",
             "both": "miconi_both"}
@@ -37,7 +35,7 @@ def config(args: argparse.Namespace, preset: str, seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments(__doc__, "miconi_layers")
     p.add_argument("--data", default="cifar10_5k.npz")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--events", type=int, default=60, help="glimpse events (x 16 images)")
@@ -46,13 +44,9 @@ def main() -> None:
     p.add_argument("--probe-train", type=int, default=2000)
     p.add_argument("--probe-test", type=int, default=1000)
     p.add_argument("--big", action="store_true", help="310 events (~1 epoch), probe 4000/1000, 3 seeds")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1 is fastest on a shared 2-core machine: 2 threads oversubscribe)")
-    p.add_argument("--json", default="benchmarks/results/miconi_layers.json")
-    args = p.parse_args()
+    args = parse(p)
     if args.big:
         args.events, args.probe_train, args.probe_test, args.seeds = 310, 4000, 1000, 3
-    torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     for label, preset in VARIANTS.items():
         runs = []
@@ -64,21 +58,21 @@ def main() -> None:
         results[label] = {"preset": preset, "runs": runs}
         print(label, runs, flush=True)
     layers = list(results["none"]["runs"][0]["trained"])
-    header = ["interventions"] + [f"{n} trained (random)" for n in layers] + ["trend L1->L3"]
+    columns = ["interventions"] + [f"{n} trained (random)" for n in layers] + ["trend L1->L3"]
     body = []
     for label, res in results.items():
-        cells = [label]
+        row = {"interventions": label}
         for n in layers:
-            cells.append(f"{fmt([r['trained'][n] for r in res['runs']])} "
-                         f"({fmt([r['random'][n] for r in res['runs']])})")
+            row[f"{n} trained (random)"] = (f"{mean_sd([r['trained'][n] for r in res['runs']])} "
+                                            f"({mean_sd([r['random'][n] for r in res['runs']])})")
         trend = sum(r["trained"][layers[-1]] - r["trained"][layers[0]] for r in res["runs"]) / len(res["runs"])
-        body.append(cells + [f"{trend:+.3f}"])
+        body.append({**row, "trend L1->L3": f"{trend:+.3f}"})
     raw = [r["input"] for res in results.values() for r in res["runs"]]
     print(f"\nmiconi_layers: {args.data}, ZCA, {args.events} events x 16 images, instar + k-WTA (k=5), "
-          f"ridge probe {args.probe_train}/{args.probe_test}, {args.seeds} seed(s); raw-pixel probe {fmt(raw)}; "
-          f"{machine()}")
-    print(table(header, body))
-    write_record(args.json, "miconi_layers", vars(args), results)
+          f"ridge probe {args.probe_train}/{args.probe_test}, {args.seeds} seed(s); raw-pixel probe {mean_sd(raw)}; "
+          f"{machine()['summary']}")
+    print(table(body, columns, markdown=True))
+    write_json(args.json, args, results=results)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from common import DATA
 from saccade_sim import io
 from saccade_sim.cli import format_probe_table
 from saccade_sim.experiment import Experiment
-
-DATA = Path(os.environ.get("SACCADE_SIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 SETUPS = {
     "fsdd (speaker theo held out)": {

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common import DATA
 from saccade_sim.analysis.report import field_stats
 from saccade_sim.experiment import Experiment
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural"
 SETTINGS = {
     "oja": {"name": "oja"},
     "oja soft T=1": {"name": "oja", "competition": "soft", "temperature": 1.0, "lr": 0.05},
@@ -51,7 +51,7 @@ def measure(rule: dict, glimpses: int, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--glimpses", type=int, default=1000, help="glimpse events per run (x 16 eyes)")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA / "natural")
     parser.add_argument("--only", nargs="*", default=list(SETTINGS), help="settings to run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/receptive_fields.json"))
     args = parser.parse_args()

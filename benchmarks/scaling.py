@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, interleaved, summary, table, write_json
+from common import DATA, arguments, interleaved, parse, summary, table, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,15 +77,13 @@ def run_point(config: dict, args: argparse.Namespace, long: bool = False) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "scaling")
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--glimpses", type=int, default=4096, help="glimpses per timed run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--long-events", type=int, default=200, help="N of the run-length check (then 10 N)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--json", default="benchmarks/results/scaling.json")
-    args = parser.parse_args()
+    args = parse(parser)
     if args.worker:
         return worker(json.loads(args.worker))
 
@@ -107,8 +105,7 @@ def main() -> None:
     print(f"run length (batch 16, small, default recording): peak {long['peak MB']:.1f} MB after "
           f"{long['events']} events, {long['peak MB after 10x']:.1f} MB after {10 * long['events']} events: "
           f"growth {100 * growth:+.2f}% (target < 5%)")
-    write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                           "run_length": {**long, "growth": growth}})
+    write_json(args.json, args, rows=rows, run_length={**long, "growth": growth})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ activation layer's initial random weights. Accuracy on the 1000 held-out test im
 """
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -25,7 +24,7 @@ from agents.rules.activation import ActivationLearning, append_label_code, class
 from agents.rules.base import Factors
 from saccade_sim.config import LayerSpec, NoOptions
 
-from zoo_common import DATA, fmt, machine, table, write_record
+from common import DATA, arguments, machine, mean_sd, parse, table, write_json
 
 
 def few_labels(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,7 +67,7 @@ def mlp(x: torch.Tensor, y: torch.Tensor, hidden: int, steps: int, batch: int, s
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments(__doc__, "zhou_few_labels")
     p.add_argument("--data", default="mnist5k.npz")
     p.add_argument("--labels", type=int, nargs="*", default=[1, 5, 10, 50], help="labelled images per class")
     p.add_argument("--seeds", type=int, default=3)
@@ -78,13 +77,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.002, help="activation learning rate (SGD)")
     p.add_argument("--code-scale", type=float, default=1.0, help="label code size, in mean image norms")
     p.add_argument("--big", action="store_true", help="5 seeds and 100 labels per class too")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1 is fastest on a shared 2-core machine: 2 threads oversubscribe)")
-    p.add_argument("--json", default="benchmarks/results/zhou_few_labels.json")
-    args = p.parse_args()
+    args = parse(p)
     if args.big:
         args.seeds, args.labels = 5, sorted(set(args.labels) | {100})
-    torch.set_num_threads(args.threads)
     d = np.load(DATA / args.data)
     x_all = torch.tensor(d["x"], dtype=torch.float32).flatten(1) / 255
     mean = x_all.mean(0)
@@ -109,14 +104,16 @@ def main() -> None:
                     "wall_s": time.perf_counter() - start})
         results[str(n)] = runs
         print(n, runs, flush=True)
-    header = ["labels / class", "activation learning", "same, random weights", "backprop MLP", "AL - MLP"]
-    body = [[n, fmt([r["activation"] for r in runs]), fmt([r["activation_random"] for r in runs]),
-             fmt([r["mlp"] for r in runs]),
-             f"{sum(r['activation'] - r['mlp'] for r in runs) / len(runs):+.3f}"] for n, runs in results.items()]
+    columns = ["labels / class", "activation learning", "same, random weights", "backprop MLP", "AL - MLP"]
+    body = [{"labels / class": n, "activation learning": mean_sd([r["activation"] for r in runs]),
+             "same, random weights": mean_sd([r["activation_random"] for r in runs]),
+             "backprop MLP": mean_sd([r["mlp"] for r in runs]),
+             "AL - MLP": f"{sum(r['activation'] - r['mlp'] for r in runs) / len(runs):+.3f}"}
+            for n, runs in results.items()]
     print(f"\nzhou_few_labels: {args.data}, hidden {args.hidden}, {args.steps} steps of batch {args.batch}, "
-          f"{args.seeds} seeds, test on {len(y_test)} images; {machine()}")
-    print(table(header, body))
-    write_record(args.json, "zhou_few_labels", vars(args), results)
+          f"{args.seeds} seeds, test on {len(y_test)} images; {machine()['summary']}")
+    print(table(body, columns, markdown=True))
+    write_json(args.json, args, results=results)
 
 
 if __name__ == "__main__":
