@@ -9,18 +9,12 @@ Every run goes through :class:`saccade_sim.experiment.Experiment` (the SimPy eng
 """
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import time
-from pathlib import Path
 
-import torch
-
+from common import DATA, arguments, parse, summary, table, write_json
 from saccade_sim.config import apply_override
 from saccade_sim.experiment import Experiment
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: The tuned CLAPP setting of the README table (everything else: saccade-sim defaults).
 BASE = {
@@ -49,54 +43,46 @@ def run_one(rule: str, data: str, seed: int, glimpses: int, probe: tuple[int, in
 
 
 def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+    """'mean +- sd' of ``values`` (the value alone for one)."""
+    s = summary(values)
+    return f"{s['mean']:.3f}" if s["n"] == 1 else f"{s['mean']:.3f} +- {s['sd']:.3f}"
 
 
-def table(runs: dict[str, list[dict]]) -> str:
+def probe_table(runs: dict[str, list[dict]]) -> str:
     """Rows: input, then each layer; columns: random weights, then each rule's trained accuracy."""
     rules = list(runs)
     first = runs[rules[0]]
-    layers = list(first[0]["probe"]["layers"])
-    rows = [["representation", "random weights"] + rules]
-    rows.append(["input (raw glimpses)", mean_std([r["probe"]["baselines"]["input"] for r in first])]
-                + [""] * len(rules))
-    for name in layers:
-        rows.append([name, mean_std([r["probe"]["baselines"]["random"][name] for r in first])]
-                    + [mean_std([r["probe"]["layers"][name] for r in runs[rule]]) for rule in rules])
-    rows.append(["train wall s / run", ""] + [f"{statistics.mean(r['wall_s'] for r in runs[rule]):.0f}"
-                                              for rule in rules])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    columns = ["representation", "random weights"] + rules
+    rows = [{"representation": "input (raw glimpses)",
+             "random weights": mean_std([r["probe"]["baselines"]["input"] for r in first])}]
+    for name in first[0]["probe"]["layers"]:
+        rows.append({"representation": name,
+                     "random weights": mean_std([r["probe"]["baselines"]["random"][name] for r in first]),
+                     **{rule: mean_std([r["probe"]["layers"][name] for r in runs[rule]]) for rule in rules}})
+    rows.append({"representation": "train wall s / run",
+                 **{rule: f"{summary([r['wall_s'] for r in runs[rule]])['mean']:.0f}" for rule in rules}})
     p = first[0]["probe"]
-    lines.append(f"(ridge-probe test accuracy, {p['n_test']} held-out stimuli, probe trained on {p['n_train']}; "
-                 f"chance {p['chance']:.3f}; {len(first)} seed(s))")
-    return "\n".join(lines)
+    return (table(rows, columns, style="left") + f"\n(ridge-probe test accuracy, {p['n_test']} held-out stimuli, "
+            f"probe trained on {p['n_train']}; chance {p['chance']:.3f}; {len(first)} seed(s))")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__, "clapp_table")
     parser.add_argument("--data", default="natural", help="natural, or a file in ../shared/data")
     parser.add_argument("--rules", nargs="+", default=["clapp", "clapp_s"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--glimpses", type=int, default=1500, help="glimpse events per run")
     parser.add_argument("--probe", nargs=2, type=int, default=[2000, 1000], metavar=("TRAIN", "TEST"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    parser.add_argument("--json", default="benchmarks/clapp_table.json")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    parser.set_defaults(json="benchmarks/clapp_table.json")
+    args = parse(parser)
     start = time.perf_counter()
     runs = {rule: [run_one(rule, args.data, s, args.glimpses, tuple(args.probe), args.set) for s in args.seeds]
             for rule in args.rules}
     print(f"data {args.data}, {args.glimpses} events x {runs[args.rules[0]][0]['config']['eye']['batch']} eyes, "
           f"overrides {args.set or 'none'}; {time.perf_counter() - start:.0f} s in all")
-    print(table(runs))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
+    print(probe_table(runs))
+    write_json(args.json, args, runs=runs)
 
 
 if __name__ == "__main__":

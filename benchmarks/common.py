@@ -68,9 +68,9 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def table(rows: list[dict[str, Any]], columns: Sequence[str], markdown: bool = False) -> str:
-    """A text table of ``rows`` (floats with 3 significant digits, a missing cell empty): right-aligned plain
-    columns, or with ``markdown`` a left-aligned Markdown table."""
+def table(rows: list[dict[str, Any]], columns: Sequence[str], style: str = "right") -> str:
+    """A text table of ``rows`` (floats with 3 significant digits, a missing cell empty) in one of three
+    layouts: ``right`` (plain, right-aligned), ``left`` (plain, left-aligned) or ``markdown`` (left-aligned)."""
     def fmt(x: Any) -> str:
         if isinstance(x, float):
             return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -78,11 +78,12 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str], markdown: bool = F
 
     cells = [list(columns)] + [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    if markdown:
+    if style == "markdown":
         lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
         lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     else:
-        lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        justify = str.rjust if style == "right" else str.ljust
+        lines = ["  ".join(justify(c, w) for c, w in zip(row, widths)).rstrip() for row in cells]
         lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

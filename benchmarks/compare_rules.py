@@ -104,7 +104,7 @@ def main() -> None:
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
           f"{machine()['summary']}")
-    print(table(body, columns, markdown=True))
+    print(table(body, columns, style="markdown"))
     write_json(args.json, args, results=results)
 
 

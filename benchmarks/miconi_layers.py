@@ -71,7 +71,7 @@ def main() -> None:
     print(f"\nmiconi_layers: {args.data}, ZCA, {args.events} events x 16 images, instar + k-WTA (k=5), "
           f"ridge probe {args.probe_train}/{args.probe_test}, {args.seeds} seed(s); raw-pixel probe {mean_sd(raw)}; "
           f"{machine()['summary']}")
-    print(table(body, columns, markdown=True))
+    print(table(body, columns, style="markdown"))
     write_json(args.json, args, results=results)
 
 

@@ -112,7 +112,7 @@ def main() -> None:
             for n, runs in results.items()]
     print(f"\nzhou_few_labels: {args.data}, hidden {args.hidden}, {args.steps} steps of batch {args.batch}, "
           f"{args.seeds} seeds, test on {len(y_test)} images; {machine()['summary']}")
-    print(table(body, columns, markdown=True))
+    print(table(body, columns, style="markdown"))
     write_json(args.json, args, results=results)
 
 
