@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 
 from agents.rules.base import Factors
 from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from agents.layers import Layer
 from agents.rules.base import Factors
-from agents.rules.clapp import (Clapp, ClappOptions, ClappS, Pairs, clapp_delta, clapp_loss, gate,
+from agents.rules.clapp import (Clapp, ClappOptions, ClappS, clapp_delta, clapp_loss, gate,
                                 make_pairs, pair_signs, pooled)
 from saccade_sim.config import LayerSpec
 from saccade_sim.experiment import Experiment

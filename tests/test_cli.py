@@ -1,7 +1,6 @@
 """The CLI end to end on the shared real images: outputs, the probe table, determinism, clear errors."""
 import json
 
-import pytest
 
 from saccade_sim.cli import main
 from conftest import data_path

@@ -6,7 +6,6 @@ import torch
 from agents.layers import Layer
 from agents.rules.competition import kwta, soft_wta, update_thresholds, winners
 from agents.rules.hebbian import Instar, HebbianOptions
-from agents.rules.base import Factors
 from saccade_sim.config import LayerSpec
 
 

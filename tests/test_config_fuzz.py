@@ -2,7 +2,6 @@
 (saccade_sim.errors), never with a raw traceback. Tiny networks on the 8x8 digits keep it fast."""
 import json
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
