@@ -107,7 +107,9 @@ class Experiment:
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
         self.every(cfg.run.check_every, self._check)
-        self.monitors = build_monitors(cfg.record.monitors, self.agents, self.attach)
+        self.monitors = build_monitors(cfg.record.monitors, self.agents, self.attach, self.device)
+        for monitor in self.monitors:
+            self.register_state(f"monitor:{monitor.name}", monitor)
         if cfg.probe.every_ms:
             self.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []
@@ -276,7 +278,6 @@ class Experiment:
             "wall_s": self.wall_s,
             "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
             "decoding": self.decoding,
-            "monitors": {m.name: m.state_dict() for m in self.monitors},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -292,8 +293,6 @@ class Experiment:
         set_rng_states(state["rng"])
         self.history = list(state["history"])
         self.decoding = list(state["decoding"])
-        for m in self.monitors:
-            m.load_state_dict(state["monitors"][m.name], self.device)
         self.wall_s = state["wall_s"]
         missing = sorted(set(self.stateful) - set(state["stateful"]))
         if missing:

@@ -39,8 +39,9 @@ class RingBuffer:
     (simulated ms) and event indices are host-side numbers that the simulation already knows.
     """
 
-    def __init__(self, max_len: int) -> None:
+    def __init__(self, max_len: int, device: torch.device | str = "cpu") -> None:
         self.max_len = max_len
+        self.device = torch.device(device)
         self.data: torch.Tensor | None = None
         self.time = np.zeros(max_len, dtype=np.float64)
         self.event = np.zeros(max_len, dtype=np.int64)
@@ -48,7 +49,7 @@ class RingBuffer:
 
     def append(self, x: torch.Tensor, time_ms: float, event: int) -> None:
         if self.data is None:
-            self.data = torch.empty((self.max_len, *x.shape), dtype=x.dtype, device=x.device)
+            self.data = torch.empty((self.max_len, *x.shape), dtype=x.dtype, device=self.device)
         elif x.shape != self.data.shape[1:]:
             raise SaccadeSimError(f"recorded quantity changed shape from {tuple(self.data.shape[1:])} "
                                   f"to {tuple(x.shape)}")
@@ -75,12 +76,12 @@ class RingBuffer:
         return {"data": torch.from_numpy(o["data"]), "time_ms": torch.from_numpy(o["time_ms"]),
                 "event": torch.from_numpy(o["event"])}
 
-    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         n = min(len(state["time_ms"]), self.max_len)
         self.data = None
         if n:
-            data = state["data"].to(device)
-            self.data = torch.empty((self.max_len, *data.shape[1:]), dtype=data.dtype, device=device)
+            data = state["data"].to(self.device)
+            self.data = torch.empty((self.max_len, *data.shape[1:]), dtype=data.dtype, device=self.device)
             self.data[:n].copy_(data[-self.max_len:])
         self.time[:n] = state["time_ms"].numpy()[-self.max_len:]
         self.event[:n] = state["event"].numpy()[-self.max_len:]
@@ -90,11 +91,11 @@ class RingBuffer:
 class Monitor:
     """One recording: a SimPy process that waits on a channel and samples ``read(glimpse)`` when due."""
 
-    def __init__(self, spec: MonitorSpec, read: Reader, name: str) -> None:
+    def __init__(self, spec: MonitorSpec, read: Reader, name: str, device: torch.device | str = "cpu") -> None:
         self.spec = spec
         self.read = read
         self.name = name
-        self.buffer = RingBuffer(spec.max_len)
+        self.buffer = RingBuffer(spec.max_len, device)
         self.next_ms = -math.inf
 
     def due(self, glimpse: Glimpse, now_ms: float) -> bool:
@@ -116,8 +117,8 @@ class Monitor:
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict(), "next_ms": self.next_ms}
 
-    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
-        self.buffer.load_state_dict(state["buffer"], device)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state["buffer"])
         self.next_ms = float(state["next_ms"])
 
 
@@ -158,7 +159,7 @@ def _layer_reader(quantity: str, agent: Any, where: str) -> Reader:
 
 
 def build_monitors(specs: Sequence[MonitorSpec], agents: Sequence[Any],
-                   attach: Callable[[Callable[[Any], Any]], None]) -> list[Monitor]:
+                   attach: Callable[[Callable[[Any], Any]], None], device: torch.device | str = "cpu") -> list[Monitor]:
     """Create one :class:`Monitor` per spec over the layer ``agents``; ``attach(start)`` starts its process
     on the right channel of every simulation (``Experiment.attach``, so monitors survive a restore)."""
     names = [a.name for a in agents]
@@ -179,7 +180,7 @@ def build_monitors(specs: Sequence[MonitorSpec], agents: Sequence[Any],
         name = spec.name or f"{spec.target}_{spec.quantity}"
         if name in [m.name for m in monitors]:
             raise ConfigError(f"{where}.name: {name!r} is used by another monitor; give each a distinct name")
-        monitor = Monitor(spec, read, name)
+        monitor = Monitor(spec, read, name, device)
         attach(lambda sim, m=monitor, c=channel: sim.env.process(m.process(sim.channels[c])))
         monitors.append(monitor)
     return monitors

@@ -90,7 +90,7 @@ def test_loss_is_recorded_for_a_loss_form_rule_and_monitors_round_trip_through_s
     cfg["rule"] = {"name": "oja", "form": "loss"}
     exp = Experiment(cfg)
     exp.simulate(progress=False)
-    state = exp.state_dict()["monitors"]["layer1_loss"]
+    state = exp.state_dict()["stateful"]["monitor:layer1_loss"]
     assert len(state["buffer"]["time_ms"]) == 8 and torch.isfinite(state["buffer"]["data"]).all()
     again = Experiment(cfg)
     again.monitors[0].load_state_dict(state)
