@@ -217,17 +217,19 @@ class Experiment:
         p = self.config.probe
         return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch)
 
-    def probe_scores(self, layers: list[Layer]) -> list[float]:
-        """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits."""
+    def probe_scores(self, layers: list[Layer], with_input: bool = True) -> list[float]:
+        """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
+        input, the costliest probe, when ``with_input`` is false)."""
         p = self.config.probe
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
         f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
-        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr, f_te)]
+        first = 0 if with_input else 1
+        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
 
     def _probe_during_run(self, glimpse) -> None:
-        scores = self.probe_scores(self.layers)[1:]
+        scores = self.probe_scores(self.layers, with_input=False)
         self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
                               **{a.name: acc for a, acc in zip(self.agents, scores)}})
 
@@ -237,9 +239,9 @@ class Experiment:
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         names = [a.name for a in self.agents]
-        trained, random = self.probe_scores(self.layers), self.probe_scores(self.initial_layers)
+        trained, random = self.probe_scores(self.layers), self.probe_scores(self.initial_layers, with_input=False)
         return {"layers": dict(zip(names, trained[1:])),
-                "baselines": {"input": trained[0], "random": dict(zip(names, random[1:]))},
+                "baselines": {"input": trained[0], "random": dict(zip(names, random))},
                 "n_train": len(tr), "n_test": len(te), "chance": 1.0 / len(self.split.classes)}
 
     def run(self, progress: bool | None = None) -> dict[str, Any]:
