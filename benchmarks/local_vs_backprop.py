@@ -1,14 +1,15 @@
 """Local rule vs backprop: one local-rule training step of a network vs one end-to-end backprop step of the
 same encoder on the same batch.
 
-    PYTHONPATH=. python benchmarks/local_vs_backprop.py [--rule oja] [--presets small vgg6] [--batch 32]
+    PYTHONPATH=. python benchmarks/local_vs_backprop.py [--rule clapp] [--presets small vgg6] [--batch 32]
+    PYTHONPATH=. python benchmarks/local_vs_backprop.py --rule clapp --set rule.timing=immediate
 
 Local step: every layer agent's ``step`` in turn (forward, the rule's update into ``.grad``, optimiser
 step, transmit; inputs detached, no SimPy). Backprop step: the same layers (a copy, same weights) run
 forward with autograd, a linear read-out of the top layer's output is scored by cross-entropy on the
 glimpses' labels, ``backward()`` goes through every layer (input gradients included) and an optimiser of
 the same kind steps all parameters. Both consume the same pre-cut glimpses, alternately, several rounds;
-the ratio is taken per round. ``--rule`` picks any registered rule (e.g. clapp once it is merged).
+the ratio is taken per round. ``--rule`` picks any registered rule, ``--set`` overrides config keys.
 """
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ import torch
 import torch.nn.functional as F
 
 from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json
+from saccade_sim.config import apply_override
 from saccade_sim.experiment import Experiment
 
 
 def make(args: argparse.Namespace, preset: str) -> Experiment:
-    return Experiment({"data": {"source": str(args.data), "train_limit": 2000}, "eye": {"batch": args.batch},
-                       "network": {"preset": preset}, "rule": {"name": args.rule, "optimizer": args.optimizer},
-                       "run": {"progress": False}, "probe": {"enabled": False}})
+    raw = {"data": {"source": str(args.data), "train_limit": 2000}, "eye": {"batch": args.batch},
+           "network": {"preset": preset}, "rule": {"name": args.rule, "optimizer": args.optimizer},
+           "run": {"progress": False}, "probe": {"enabled": False}}
+    for assignment in args.set:
+        apply_override(raw, assignment)
+    return Experiment(raw)
 
 
 class Backprop:
@@ -80,10 +85,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parse(parser)
     rows = [measure(args, p) for p in args.presets]
-    print(f"{args.threads} thread(s), optimiser {args.optimizer}, {args.steps} steps per run, median of "
-          f"{args.repeats} interleaved rounds (ratio: per round)")
+    print(f"{args.threads} thread(s), optimiser {args.optimizer}, overrides {args.set or 'none'}, {args.steps} "
+          f"steps per run, median of {args.repeats} interleaved rounds (ratio: per round)")
     print(table(rows, list(rows[0])))
     write_json(args.json, args, rows=rows)
 

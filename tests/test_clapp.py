@@ -14,7 +14,7 @@ from saccade_sim.config import LayerSpec
 from saccade_sim.experiment import Experiment
 from tests.conftest import data_path
 
-SHAPES = [("dense", (2, 3, 3), 5), ("conv", (3, 6, 6), 4)]
+SHAPES = [("dense", (2, 3, 3), 5), ("conv", (3, 6, 6), 4), ("conv", (2, 3, 4), 3)]  # 12 positions: the unfold path
 
 
 def make_layer(kind, in_shape, channels, activation="relu"):
@@ -134,32 +134,60 @@ def test_batch_negatives_pair_positive_contexts_with_another_eyes_target():
     assert make_pairs(signs, "eye", 1, torch.arange(4), torch.arange(4)[None]).y.tolist() == signs.tolist()
 
 
-def rule_grads(rule_cls, layer, events, form="closed"):
-    """Feed (x, m) events through a fresh rule (offset 1, huge margin); the last event's gradients."""
+def rule_grads(rule_cls, layer, events, form="closed", timing="immediate", offsets=(1,), margin=1e6,
+               negatives="eye"):
+    """Feed (x, m) events through a fresh rule; the gradients (encoder, prediction) written at each event."""
     torch.manual_seed(3)
-    rule = rule_cls(layer, ClappOptions(offsets=[1], margin=1e6, form=form), 0, 1).double()
+    rule = rule_cls(layer, ClappOptions(offsets=list(offsets), margin=margin, form=form, timing=timing,
+                                        negatives=negatives), 0, 1).double()
+    grads = []
     for i, (x, m) in enumerate(events):
         with torch.set_grad_enabled(rule.needs_graph):
             a, y = layer(x)
-        g = type("G", (), {"index": i, "stimulus": torch.arange(len(x))})()
+        g = type("G", (), {"index": i, "stimulus": torch.arange(len(x)) % 3})()
         rule.update(Factors(x, a, y, m, g))
-    return [layer.weight.grad.clone(), rule.pred.grad.clone()]
+        grads.append([layer.weight.grad.clone(), rule.pred.grad.clone()])
+    return grads
 
 
 @pytest.mark.parametrize("rule_cls", [Clapp, ClappS])
-@pytest.mark.parametrize("form", ["closed", "loss"])
-def test_modulator_zero_gives_no_update_and_its_sign_flips_the_update(rule_cls, form):
+@pytest.mark.parametrize("form,timing", [("closed", "immediate"), ("closed", "deferred"), ("loss", "immediate")])
+def test_modulator_zero_gives_no_update_and_its_sign_flips_the_update(rule_cls, form, timing):
     layer = make_layer("conv", (2, 5, 5), 3)
     g = torch.Generator().manual_seed(0)
-    x0, x1 = (torch.randn(4, 2, 5, 5, dtype=torch.float64, generator=g) for _ in range(2))
+    x0, x1, x2 = (torch.randn(4, 2, 5, 5, dtype=torch.float64, generator=g) for _ in range(3))
     m0, ones = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
-    plus = rule_grads(rule_cls, layer, [(x0, m0), (x1, ones)], form)
-    minus = rule_grads(rule_cls, layer, [(x0, m0), (x1, -ones)], form)
-    zero = rule_grads(rule_cls, layer, [(x0, m0), (x1, m0)], form)
-    assert all(p.abs().sum() > 0 for p in plus)
-    for p, q, z in zip(plus, minus, zero):
-        torch.testing.assert_close(q, -p, rtol=1e-12, atol=1e-14)
-        assert torch.equal(z, torch.zeros_like(z))
+    # deferred: event 1's own (target) term is applied one event later, when it leaves the window
+    plus, minus, zero = (rule_grads(rule_cls, layer, [(x0, m0), (x1, m), (x2, m0)], form, timing)
+                         for m in (ones, -ones, m0))
+    assert all(p.abs().sum() > 0 for p in plus[1])
+    # event 2 has no pair; deferred, it applies event 1's pending target term (immediate: nothing)
+    assert (plus[2][0].abs().sum() > 0) == (timing == "deferred") and not plus[2][1].any()
+    for event in (1, 2):
+        for p, q, z in zip(plus[event], minus[event], zero[event]):
+            torch.testing.assert_close(q, -p, rtol=1e-12, atol=1e-14)
+            assert torch.equal(z, torch.zeros_like(z))
+
+
+@pytest.mark.parametrize("rule_cls", [Clapp, ClappS])
+def test_deferred_timing_applies_the_same_total_update(rule_cls):
+    """Weights held fixed: summed over a run whose last max(offsets) events start new fixations (m = 0, so
+    nothing is left pending), the deferred encoder changes equal the immediate ones; the prediction
+    weights' changes are identical event by event."""
+    layer = make_layer("conv", (2, 5, 5), 3)
+    g = torch.Generator().manual_seed(4)
+    n, offsets = 14, (1, 3, 4)
+    m = torch.where(torch.rand(n, 4, generator=g) < 0.3, -1.0, 1.0).double()
+    m[:1] = m[-max(offsets):] = 0
+    events = [(torch.randn(4, 2, 5, 5, dtype=torch.float64, generator=g), m[i]) for i in range(n)]
+    now, later = (rule_grads(rule_cls, layer, events, "closed", t, offsets, 2.0, "batch")
+                  for t in ("immediate", "deferred"))
+    total_now, total_later = (sum(e[0] for e in run) for run in (now, later))
+    assert total_now.abs().sum() > 0
+    torch.testing.assert_close(total_later, total_now, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(now[5][0], later[5][0])  # the timing does differ event by event
+    for e_now, e_later in zip(now, later):
+        torch.testing.assert_close(e_later[1], e_now[1], rtol=1e-12, atol=1e-14)
 
 
 def small_config(**rule):
@@ -181,7 +209,8 @@ def test_modulator_forced_to_zero_learns_nothing_in_the_engine():
 
 @pytest.mark.parametrize("name,negatives,form", [("clapp", "eye", "closed"), ("clapp_s", "batch", "loss")])
 def test_engine_run_learns_and_checkpoints_the_context_history(name, negatives, form):
-    exp = Experiment(small_config(name=name, negatives=negatives, form=form))
+    timing = "immediate" if form == "loss" else "deferred"
+    exp = Experiment(small_config(name=name, negatives=negatives, form=form, timing=timing))
     res = exp.run()
     assert set(res["probe"]["layers"]) == {"layer1"}
     w0, w1 = exp.initial_layers[0].weight, exp.layers[0].weight

@@ -18,6 +18,13 @@ negative sampling.
 
 The explicit formula (:func:`clapp_delta`) and the loss form (:func:`clapp_loss`, whose gradient w.r.t.
 the layer's own parameters with detached inputs is the same update) are proven equal in the tests.
+
+``timing`` says when the encoder term of a glimpse is applied. ``"immediate"``: at each event, for the
+target and its K contexts (a weight-gradient call over (1 + K) B glimpses). ``"deferred"``: each glimpse
+keeps its eligibility ``rho'(a) x`` (its input and potential) while it can still be a context, and its
+dendritic factors ``gamma (P_k c)`` (as a target) and ``gamma (R_k z)`` (as a context, arriving at the K
+later events) are summed; the sum is applied once, when the glimpse leaves the context window
+(max(offsets) events later): one weight-gradient call over B glimpses per event, the same total change.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from ..layers import Layer
 from .base import Factors, Rule, write_delta, write_loss_grad
 from .hebbian import correlation
 
-HISTORY = ("past_x", "past_a", "past_m", "past_s")
+HISTORY = ("past_x", "past_a", "past_m", "past_s", "past_z", "past_d")
 
 
 class Pairs(NamedTuple):
@@ -46,6 +53,17 @@ class Pairs(NamedTuple):
     target: torch.Tensor  # long [K, P]
     context: torch.Tensor  # long [K, P]
     y: torch.Tensor  # [K, P]
+
+
+class ClappFactors(NamedTuple):
+    """The modulated dendritic factors of one event (sums over pairs, not yet divided by B): ``target``
+    [B, C] = sum_pairs gamma P_k c for each target eye, ``context`` [K, B, C] = sum_pairs gamma R_k z for each
+    context, ``pred`` = dP_k (divided by B), and the hinge ``loss``."""
+
+    target: torch.Tensor
+    context: torch.Tensor
+    pred: torch.Tensor
+    loss: torch.Tensor
 
 
 class ClappDelta(NamedTuple):
@@ -64,15 +82,13 @@ def pair_signs(current_m: torch.Tensor, past_m: torch.Tensor, offsets: list[int]
     """y [K, B] of the pairs (event T, event T-k) of each eye, from the modulators of events T-k+1..T
     (``past_m[i]`` is event T-1-i): +1 if all are +1 (the eye stayed), -1 if any is -1 (it jumped),
     0 if any is 0 or the history is shorter than k."""
-    signs = []
-    for k in offsets:
-        if past_m.shape[0] < k:
-            signs.append(torch.zeros_like(current_m))
-            continue
-        window = torch.cat([current_m[None], past_m[:k - 1]])
-        jumped = torch.where((window < 0).any(0), -1.0, 1.0).to(current_m.dtype)
-        signs.append(torch.where((window == 0).any(0), torch.zeros_like(current_m), jumped))
-    return torch.stack(signs)
+    m = torch.cat([current_m[None], past_m])  # row i: event T-i
+    last = torch.tensor([min(k, len(m)) - 1 for k in offsets], device=m.device)  # window rows 0..k-1
+    jumped = (m < 0).cumsum(0)[last] > 0
+    broken = (m == 0).cumsum(0)[last] > 0
+    short = torch.tensor([len(past_m) < k for k in offsets], device=m.device)[:, None]
+    signs = torch.where(jumped, -1.0, 1.0).to(m.dtype)
+    return signs.masked_fill(broken | short, 0.0)
 
 
 def make_pairs(signs: torch.Tensor, negatives: str, shift: int, stim_now: torch.Tensor,
@@ -106,14 +122,29 @@ def hinge(y: torch.Tensor, u: torch.Tensor, margin: float, n: int) -> torch.Tens
     return (F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum() / n
 
 
-def dendritic_update(layer: Layer, x: torch.Tensor, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """sum_b d_bj mean_pos rho'(a_bj) x_b (conv: x the unfolded patch, summed by the conv weight-gradient)."""
+def dendritic_update(layer: Layer, x: torch.Tensor, a: torch.Tensor, d: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """scale * sum_b d_bj mean_pos rho'(a_bj) x_b (conv: x the input patch at each position); the scale and the
+    mean's 1/positions are applied to ``d`` [B, C], before the weight-sized sums."""
     post = layer.rho_prime(a)
-    if post.dim() > 2:
-        post = post * (d / post[0, 0].numel())[:, :, None, None]
-    else:
-        post = post * d
-    return correlation(layer, x, post)
+    d = d * (scale / post[0, 0].numel())
+    return correlation(layer, x, post.mul_(d.view(*d.shape, *[1] * (post.dim() - 2))))
+
+
+def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: torch.Tensor, pairs: Pairs,
+                  margin: float) -> ClappFactors:
+    """Scores u = z^T P_k c, gates gamma = y H, and the factors of :class:`ClappFactors` from the pooled target
+    outputs ``z`` [B, C], the pooled contexts ``c`` [K, B, C], ``pred`` and ``retro`` [K, C, C]."""
+    k, b = c.shape[:2]
+    zt, cc = _gather(z, c, pairs)
+    pc = torch.einsum("kij,kpj->kpi", pred, cc)  # dendritic prediction of the target: P_k c
+    rz = torch.einsum("kij,kpj->kpi", retro, zt)  # retrograde signal to the context: R_k z
+    u = (zt * pc).sum(-1)
+    gamma = gate(pairs.y, u, margin)
+    d_pred = torch.einsum("kp,kpi,kpj->kij", gamma / b, zt, cc)
+    d_target = torch.zeros_like(z).index_add_(0, pairs.target.flatten(), (gamma[..., None] * pc).flatten(0, 1))
+    ctx_index = (pairs.context + b * torch.arange(k, device=z.device)[:, None]).flatten()
+    d_ctx = z.new_zeros(k * b, z.shape[1]).index_add_(0, ctx_index, (gamma[..., None] * rz).flatten(0, 1))
+    return ClappFactors(d_target, d_ctx.view(k, b, -1), d_pred, hinge(pairs.y, u, margin, b))
 
 
 def clapp_delta(layer: Layer, x: torch.Tensor, a: torch.Tensor, ctx_x: torch.Tensor, ctx_a: torch.Tensor,
@@ -123,18 +154,10 @@ def clapp_delta(layer: Layer, x: torch.Tensor, a: torch.Tensor, ctx_x: torch.Ten
     [K, C, C] (CLAPP-s: pass ``pred.transpose(1, 2)``). Sums over pairs are divided by B."""
     k, b = ctx_x.shape[:2]
     z, c = pooled(layer.rho(a)), pooled(layer.rho(ctx_a.flatten(0, 1))).view(k, b, -1)
-    zt, cc = _gather(z, c, pairs)
-    pc = torch.einsum("kij,kpj->kpi", pred, cc)  # dendritic prediction of the target: P_k c
-    rz = torch.einsum("kij,kpj->kpi", retro, zt)  # retrograde signal to the context: R_k z
-    u = (zt * pc).sum(-1)
-    gamma = gate(pairs.y, u, margin)
-    d_pred = torch.einsum("kp,kpi,kpj->kij", gamma, zt, cc) / b
-    d_target = torch.zeros_like(z).index_add_(0, pairs.target.flatten(), (gamma[..., None] * pc).flatten(0, 1))
-    ctx_index = (pairs.context + b * torch.arange(k, device=z.device)[:, None]).flatten()
-    d_ctx = z.new_zeros(k * b, z.shape[1]).index_add_(0, ctx_index, (gamma[..., None] * rz).flatten(0, 1))
+    f = clapp_factors(z, c, pred, retro, pairs, margin)
     d_w = dendritic_update(layer, torch.cat([x, ctx_x.flatten(0, 1)]), torch.cat([a, ctx_a.flatten(0, 1)]),
-                           torch.cat([d_target, d_ctx])) / b
-    return ClappDelta(d_w, d_pred, d_pred.transpose(1, 2), hinge(pairs.y, u, margin, b))
+                           torch.cat([f.target, f.context.flatten(0, 1)]), 1 / b)
+    return ClappDelta(d_w, f.pred, f.pred.transpose(1, 2), f.loss)
 
 
 def _with_value(graph: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -171,16 +194,24 @@ class ClappOptions:
     negatives: str = "eye"  #: "eye" (the Eye's jumps give y = -1) or "batch" (also another eye's target)
     margin: float = 1.0  #: hinge margin: no plasticity once y u >= margin
     form: str = "closed"  #: "closed" (explicit three-factor formula) or "loss" (autograd of the hinge loss)
+    timing: str = "deferred"  #: encoder term applied "immediate"-ly or "deferred" to the glimpse's expiry (closed form)
+    init: float = 1.0  #: P_k and R_k start uniform in +-init/sqrt(C) (0: no prediction until one is learned)
 
     def validate(self, path: str) -> None:
         if not self.offsets or any(k < 1 for k in self.offsets) or len(set(self.offsets)) != len(self.offsets):
             raise ConfigError(f"{path}.offsets: expected distinct integers >= 1, got {self.offsets!r}")
-        if self.negatives not in ("eye", "batch"):
-            raise ConfigError(f"{path}.negatives: unknown value {self.negatives!r}; valid choices: eye, batch")
+        for name, valid in (("negatives", ("eye", "batch")), ("form", ("closed", "loss")),
+                            ("timing", ("immediate", "deferred"))):
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"{path}.{name}: unknown value {getattr(self, name)!r}; "
+                                  f"valid choices: {', '.join(valid)}")
         if self.margin <= 0:
             raise ConfigError(f"{path}.margin: must be > 0, got {self.margin}")
-        if self.form not in ("closed", "loss"):
-            raise ConfigError(f"{path}.form: unknown value {self.form!r}; valid choices: closed, loss")
+        if self.init < 0:
+            raise ConfigError(f"{path}.init: must be >= 0, got {self.init}")
+        if self.form == "loss" and self.timing == "deferred":
+            raise ConfigError(f"{path}.timing: \"deferred\" needs form = \"closed\" (the loss form is "
+                              "differentiated at each event); set timing = \"immediate\"")
 
 
 @RULES.register("clapp")
@@ -194,15 +225,31 @@ class Clapp(Rule):
     def __init__(self, layer: Layer, options: ClappOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
         n, k = layer.spec.channels, len(options.offsets)
-        bound = 1.0 / math.sqrt(n)
+        bound = options.init / math.sqrt(n)
         self.pred = nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
         self.retro = None if self.transpose_retro else nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
-        for name in HISTORY:  # newest first: past_*[i] belongs to event T-1-i
+        for name in HISTORY:  # ring buffers of the last max(offsets) events, allocated at the first event
             self.register_buffer(name, torch.empty(0))
+        self.head = -1  #: slot of the newest remembered event
+        self.count = 0  #: events remembered (at most max(offsets))
 
     @property
     def needs_graph(self) -> bool:  # type: ignore[override]
         return self.options.form == "loss"
+
+    @property
+    def deferred(self) -> bool:
+        return self.options.timing == "deferred"
+
+    @property
+    def depth(self) -> int:
+        return max(self.options.offsets)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"head": self.head, "count": self.count}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.head, self.count = state["head"], state["count"]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in HISTORY:  # the history's shape is only known once events have been seen
@@ -213,49 +260,82 @@ class Clapp(Rule):
     def reset(self) -> None:
         for name in HISTORY:
             setattr(self, name, torch.empty(0, device=self.pred.device))
+        self.head, self.count = -1, 0
+
+    def _slots(self, ages: list[int]) -> torch.Tensor:
+        """Ring-buffer slots of the events T-1-i, i in ``ages``."""
+        return torch.tensor([(self.head - i) % self.depth for i in ages], device=self.pred.device)
 
     def update(self, f: Factors) -> torch.Tensor:
         o, g = self.options, f.glimpse
         x, a = f.pre, f.a.detach()
-        usable = [i for i, k in enumerate(o.offsets) if self.past_m.shape[0] >= k]
+        usable = [i for i, k in enumerate(o.offsets) if self.count >= k]
         params = [self.layer.weight, self.pred] + ([] if self.retro is None else [self.retro])
-        if usable:
+        with torch.no_grad():
+            z = pooled(f.post.detach() if not self.layer.spec.kwta else self.layer.rho(a))  # kwta: rho(a), not y
+        pending = torch.zeros_like(z) if self.deferred else None  # this glimpse's own dendritic sum
+        if not usable:
+            for p in params:
+                write_delta(p, torch.zeros_like(p))
+            loss = torch.zeros((), device=x.device)
+        else:
             offsets = [o.offsets[i] for i in usable]
-            sel = torch.tensor(usable, device=x.device)
-            ctx = [k - 1 for k in offsets]
-            signs = pair_signs(f.modulator, self.past_m, offsets)
+            ctx = self._slots([k - 1 for k in offsets])
+            signs = pair_signs(f.modulator, self.past_m[self._slots(range(max(offsets)))], offsets)
             shift = 1 + g.index % max(x.shape[0] - 1, 1)
             pairs = make_pairs(signs, o.negatives, shift, g.stimulus, self.past_s[ctx])
-            pred = self.pred[sel]
-            retro = None if self.retro is None else self.retro[sel]
+            every = len(usable) == len(o.offsets)
+            sel = None if every else torch.tensor(usable, device=x.device)
+            pred = self.pred if every else self.pred[sel]
+            retro = None if self.retro is None else self.retro if every else self.retro[sel]
             if o.form == "loss":
                 loss = clapp_loss(self.layer, x, a, self.past_x[ctx], self.past_a[ctx], pred, retro, pairs, o.margin)
                 write_loss_grad(loss, params)
                 loss = loss.detach()
             else:
                 with torch.no_grad():
-                    d = clapp_delta(self.layer, x, a, self.past_x[ctx], self.past_a[ctx], pred,
-                                    pred.transpose(1, 2) if retro is None else retro, pairs, o.margin)
-                    write_delta(self.layer.weight, d.weight)
-                    write_delta(self.pred, torch.zeros_like(self.pred).index_copy_(0, sel, d.pred))
+                    d = clapp_factors(z, self.past_z[ctx], pred, pred.transpose(1, 2) if retro is None else retro,
+                                      pairs, o.margin)
+                    write_delta(self.layer.weight, self._encoder_delta(x, a, ctx, d))
+                    d_pred = d.pred if every else torch.zeros_like(self.pred).index_copy_(0, sel, d.pred)
+                    write_delta(self.pred, d_pred)
                     if self.retro is not None:
-                        write_delta(self.retro, torch.zeros_like(self.retro).index_copy_(0, sel, d.retro))
+                        write_delta(self.retro, d_pred.transpose(1, 2))
+                    if self.deferred:
+                        pending = d.target
                     loss = d.loss
-        else:
-            for p in params:
-                write_delta(p, torch.zeros_like(p))
-            loss = torch.zeros((), device=x.device)
-        self._remember(x, a, f.modulator, g.stimulus)
+        self._remember(x, a, f.modulator, g.stimulus, z, pending)
         return loss
 
+    def _encoder_delta(self, x: torch.Tensor, a: torch.Tensor, ctx: torch.Tensor, d: ClappFactors) -> torch.Tensor:
+        """dW of this event: immediate, the target's and its contexts' terms; deferred, the contexts' factors
+        join their glimpses' pending sums and the glimpse leaving the window (event T - max(offsets), in the
+        slot the current event will take) is applied, once the history is that long."""
+        b = x.shape[0]
+        if not self.deferred:
+            return dendritic_update(self.layer, torch.cat([x, self.past_x[ctx].flatten(0, 1)]),
+                                    torch.cat([a, self.past_a[ctx].flatten(0, 1)]),
+                                    torch.cat([d.target, d.context.flatten(0, 1)]), 1 / b)
+        self.past_d.index_add_(0, ctx, d.context)
+        if self.count < self.depth:
+            return torch.zeros_like(self.layer.weight)
+        oldest = (self.head + 1) % self.depth
+        return dendritic_update(self.layer, self.past_x[oldest], self.past_a[oldest], self.past_d[oldest], 1 / b)
+
     @torch.no_grad()
-    def _remember(self, x: torch.Tensor, a: torch.Tensor, m: torch.Tensor, s: torch.Tensor) -> None:
-        """Push this event to the front of the history, keeping the last max(offsets) events."""
-        depth = max(self.options.offsets)
-        for name, now in zip(HISTORY, (x, a, m, s)):
+    def _remember(self, *now: torch.Tensor | None) -> None:
+        """Write this event (x, a, m, stimulus, z, pending dendritic sum or None) over the oldest slot."""
+        self.head = (self.head + 1) % self.depth
+        self.count = min(self.count + 1, self.depth)
+        for name, t in zip(HISTORY, now):
+            if t is None:
+                continue
             past = getattr(self, name)
-            past = past[:depth - 1] if past.shape[0] else past.new_empty((0, *now.shape), dtype=now.dtype)
-            setattr(self, name, torch.cat([now.detach()[None], past]))
+            if past.numel() == 0:  # the first event gives the shapes; slots keep its memory format
+                slot = torch.empty_like(t)
+                past = t.new_empty_strided((self.depth, *t.shape), (slot.numel(), *slot.stride())).zero_()
+                setattr(self, name, past)
+            past[self.head].copy_(t.detach())
 
 
 @RULES.register("clapp_s")

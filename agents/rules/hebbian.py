@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
@@ -30,12 +31,23 @@ from .competition import soft_wta, update_thresholds, winners
 KINDS = ("hebb", "instar", "oja")
 
 
+#: conv outputs with at most this many positions get their weight gradient from unfold + one matmul: on CPU,
+#: the library's weight-gradient kernel was 1.7x (4x4) to 5.7x (2x2) slower there (benchmarks/README.md)
+SMALL_MAP = 16
+
+
 def correlation(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """C(y, x) = sum over batch and positions of y_j x (conv: via the conv weight-gradient, no unfold)."""
-    if layer.is_conv:
-        op = layer.op
-        return torch.nn.grad.conv2d_weight(x, op.weight.shape, y, op.stride, op.padding)
-    return y.t() @ x.flatten(1)
+    """C(y, x) = sum over batch and positions of y_j x (conv: x the unfolded input patch at y's position)."""
+    if not layer.is_conv:
+        return y.t() @ x.flatten(1)
+    op = layer.op
+    if y.device.type == "cpu" and y[0, 0].numel() <= SMALL_MAP:
+        patches = F.unfold(x, op.kernel_size, op.dilation, op.padding, op.stride)  # [B, C_in k k, positions]
+        rows = y.transpose(0, 1).reshape(y.shape[1], -1)  # [C_out, B positions]
+        return (rows @ patches.transpose(1, 2).reshape(rows.shape[1], -1)).view(op.weight.shape)
+    if layer.channels_last:  # both operands in one format: mixed formats take a slow path (2x on CPU)
+        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+    return torch.nn.grad.conv2d_weight(x, op.weight.shape, y, op.stride, op.padding)
 
 
 def _per_unit(t: torch.Tensor, like: torch.Tensor, power: int = 1) -> torch.Tensor:
