@@ -157,12 +157,10 @@ def test_modulator_zero_gives_no_update_and_its_sign_flips_the_update(rule_cls, 
     g = torch.Generator().manual_seed(0)
     x0, x1, x2 = (torch.randn(4, 2, 5, 5, dtype=torch.float64, generator=g) for _ in range(3))
     m0, ones = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
-    # deferred: event 1's own (target) term is applied one event later, when it leaves the window
     plus, minus, zero = (rule_grads(rule_cls, layer, [(x0, m0), (x1, m), (x2, m0)], form, timing)
                          for m in (ones, -ones, m0))
     assert all(p.abs().sum() > 0 for p in plus[1])
-    # event 2 has no pair; deferred, it applies event 1's pending target term (immediate: nothing)
-    assert (plus[2][0].abs().sum() > 0) == (timing == "deferred") and not plus[2][1].any()
+    assert not any(p.any() for p in plus[2])  # event 2 starts a new fixation: no pair, nothing pending
     for event in (1, 2):
         for p, q, z in zip(plus[event], minus[event], zero[event]):
             torch.testing.assert_close(q, -p, rtol=1e-12, atol=1e-14)

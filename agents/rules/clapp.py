@@ -19,12 +19,12 @@ negative sampling.
 The explicit formula (:func:`clapp_delta`) and the loss form (:func:`clapp_loss`, whose gradient w.r.t.
 the layer's own parameters with detached inputs is the same update) are proven equal in the tests.
 
-``timing`` says when the encoder term of a glimpse is applied. ``"immediate"``: at each event, for the
-target and its K contexts (a weight-gradient call over (1 + K) B glimpses). ``"deferred"``: each glimpse
-keeps its eligibility ``rho'(a) x`` (its input and potential) while it can still be a context, and its
-dendritic factors ``gamma (P_k c)`` (as a target) and ``gamma (R_k z)`` (as a context, arriving at the K
-later events) are summed; the sum is applied once, when the glimpse leaves the context window
-(max(offsets) events later): one weight-gradient call over B glimpses per event, the same total change.
+``timing`` says when the context terms are applied (a target's term is applied at its own event).
+``"immediate"``: at each event, for the K contexts (a weight-gradient call over (1 + K) B glimpses).
+``"deferred"``: each glimpse keeps its eligibility ``rho'(a) x`` (its input and potential) while it can
+still be a context; the factors ``gamma (R_k z)`` it receives at the K later events are summed and applied
+once, when it leaves the context window (max(offsets) events later): one weight-gradient call over 2B
+glimpses per event, and the same total change.
 """
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ class ClappOptions:
     negatives: str = "eye"  #: "eye" (the Eye's jumps give y = -1) or "batch" (also another eye's target)
     margin: float = 1.0  #: hinge margin: no plasticity once y u >= margin
     form: str = "closed"  #: "closed" (explicit three-factor formula) or "loss" (autograd of the hinge loss)
-    timing: str = "deferred"  #: encoder term applied "immediate"-ly or "deferred" to the glimpse's expiry (closed form)
+    timing: str = "deferred"  #: context terms applied "immediate"-ly or "deferred" to the glimpse's expiry (closed form)
     init: float = 1.0  #: P_k and R_k start uniform in +-init/sqrt(C) (0: no prediction until one is learned)
 
     def validate(self, path: str) -> None:
@@ -273,7 +273,7 @@ class Clapp(Rule):
         params = [self.layer.weight, self.pred] + ([] if self.retro is None else [self.retro])
         with torch.no_grad():
             z = pooled(f.post.detach() if not self.layer.spec.kwta else self.layer.rho(a))  # kwta: rho(a), not y
-        pending = torch.zeros_like(z) if self.deferred else None  # this glimpse's own dendritic sum
+        pending = torch.zeros_like(z) if self.deferred else None  # the sum of this glimpse's context factors
         if not usable:
             for p in params:
                 write_delta(p, torch.zeros_like(p))
@@ -301,30 +301,27 @@ class Clapp(Rule):
                     write_delta(self.pred, d_pred)
                     if self.retro is not None:
                         write_delta(self.retro, d_pred.transpose(1, 2))
-                    if self.deferred:
-                        pending = d.target
                     loss = d.loss
         self._remember(x, a, f.modulator, g.stimulus, z, pending)
         return loss
 
     def _encoder_delta(self, x: torch.Tensor, a: torch.Tensor, ctx: torch.Tensor, d: ClappFactors) -> torch.Tensor:
-        """dW of this event: immediate, the target's and its contexts' terms; deferred, the contexts' factors
-        join their glimpses' pending sums and the glimpse leaving the window (event T - max(offsets), in the
-        slot the current event will take) is applied, once the history is that long."""
-        b = x.shape[0]
-        if not self.deferred:
-            return dendritic_update(self.layer, torch.cat([x, self.past_x[ctx].flatten(0, 1)]),
-                                    torch.cat([a, self.past_a[ctx].flatten(0, 1)]),
-                                    torch.cat([d.target, d.context.flatten(0, 1)]), 1 / b)
-        self.past_d.index_add_(0, ctx, d.context)
-        if self.count < self.depth:
-            return torch.zeros_like(self.layer.weight)
-        oldest = (self.head + 1) % self.depth
-        return dendritic_update(self.layer, self.past_x[oldest], self.past_a[oldest], self.past_d[oldest], 1 / b)
+        """dW of this event: the target's term and, immediate, its contexts' terms; deferred, the contexts' factors
+        join their glimpses' sums and the glimpse leaving the window (event T - max(offsets), in the slot the
+        current event will take) is applied with its sum, once the history is that long."""
+        if self.deferred:
+            self.past_d.index_add_(0, ctx, d.context)
+            ctx = ctx[:0] if self.count < self.depth else self._slots([self.depth - 1])
+            d_ctx = self.past_d[ctx]
+        else:
+            d_ctx = d.context
+        return dendritic_update(self.layer, torch.cat([x, self.past_x[ctx].flatten(0, 1)]),
+                                torch.cat([a, self.past_a[ctx].flatten(0, 1)]),
+                                torch.cat([d.target, d_ctx.flatten(0, 1)]), 1 / x.shape[0])
 
     @torch.no_grad()
     def _remember(self, *now: torch.Tensor | None) -> None:
-        """Write this event (x, a, m, stimulus, z, pending dendritic sum or None) over the oldest slot."""
+        """Write this event (x, a, m, stimulus, z, context-factor sum or None) over the oldest slot."""
         self.head = (self.head + 1) % self.depth
         self.count = min(self.count + 1, self.depth)
         for name, t in zip(HISTORY, now):
