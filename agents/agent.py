@@ -44,8 +44,10 @@ class LayerAgent:
         x = g.data.detach()
         with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
             a, y = self.layer(x)
+        pooled = self.layer.pool(y.detach())
         if self.learning:
             loss = self.rule.update(Factors(x, a, y, g.modulator, g))
+            self.layer.adapt(pooled)  # before the sync, which averages the running means with the changes
             if self.sync is not None:
                 self.sync.before_step()
             self.last_loss = loss
@@ -60,7 +62,7 @@ class LayerAgent:
                 self.rule.after_step()
             if self.sync is not None:
                 self.sync.after_step()
-        return g.with_data(self.layer.transmit(y.detach()))
+        return g.with_data(self.layer.centered(pooled))
 
     def diverged(self, max_weight_norm: float) -> str | None:
         """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above

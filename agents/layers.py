@@ -4,7 +4,12 @@
 ``pool(y)`` is what the next layer receives. Options of a layer (``LayerSpec``): ``kwta`` keeps only the k
 largest ``a_j - theta_j`` per position in ``y`` (hard k-winners-take-all, thresholds ``theta`` in the buffer
 ``threshold`` that competitive rules adapt); ``prune`` removes a fixed random fraction of the connections
-(buffer ``mask``; ``W`` is used as ``W * mask``).
+(buffer ``mask``; ``W`` is used as ``W * mask``); ``center`` = r > 0 makes the layer transmit
+``pool(y) - mu`` with ``mu`` [C] a running mean of each channel of ``pool(y)`` (subtractive adaptation, as
+feedforward inhibition would do): measured on training glimpses when the network is built (:func:`calibrate`)
+and then ``mu <- (1 - r) mu + r mean_batch,positions pool(y)`` at every learning event. The next layer then
+sees inputs of mean ~0 per channel: with ReLU outputs (all >= 0) its local updates ``d x`` would otherwise
+all share the direction of the mean input.
 """
 from __future__ import annotations
 
@@ -72,7 +77,7 @@ def miconi_net(dense_output: bool = False, prune: float = 0.0, k: int = 5) -> li
 
 #: Named architectures for ``network.preset``.
 PRESETS: dict[str, list[LayerSpec]] = {
-    "small": [_conv(32, 3, pool=2), _conv(64, 3, pool=2)],
+    "small": [_conv(32, 3, pool=2, center=0.01), _conv(64, 3, pool=2)],
     "tiny": [_conv(16, 3, pool=2)],
     "dense": [LayerSpec(kind="dense", channels=256)],
     # CLAPP's VGG-6 encoder: 128 | 256+pool | 256 | 512+pool | 1024+pool | 1024+pool
@@ -118,10 +123,11 @@ class Layer(nn.Module):
                 raise ConfigError(f"network.{name}.pool: {spec.pool} is larger than the layer's "
                                   f"{a.shape[-2]}x{a.shape[-1]} output")
             self.post_shape = tuple(a.shape[1:])
-            self.out_shape = tuple(self.transmit(a).shape[1:])
+            self.out_shape = tuple(self.pool(a).shape[1:])
         self.rho = ACTIVATIONS[spec.activation]
         self.rho_prime = DERIVATIVES[spec.activation]
         self.register_buffer("threshold", torch.zeros(spec.channels))
+        self.register_buffer("transmit_mean", torch.zeros(spec.channels))
         if spec.kwta:
             from .rules.competition import kwta  # here, not at the top: agents.rules imports this module
 
@@ -161,12 +167,43 @@ class Layer(nn.Module):
             y = self._kwta(a, y, self.spec.kwta, self.threshold)
         return a, y
 
-    def transmit(self, y: torch.Tensor) -> torch.Tensor:
-        """What the next layer receives: ``y`` pooled by ``spec.pool``."""
+    def pool(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` pooled by ``spec.pool`` (conv layers)."""
         if not self.is_conv or self.spec.pool == 1:
             return y
-        pool = F.max_pool2d if self.spec.pool_kind == "max" else F.avg_pool2d
-        return pool(y, self.spec.pool)
+        return (F.max_pool2d if self.spec.pool_kind == "max" else F.avg_pool2d)(y, self.spec.pool)
+
+    @torch.no_grad()
+    def adapt(self, pooled: torch.Tensor) -> None:
+        """``center``: move the running channel means towards those of ``pooled`` = pool(y) of this event."""
+        if self.spec.center:
+            self.transmit_mean.lerp_(channel_mean(pooled), self.spec.center)
+
+    def centered(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``pooled`` minus the running channel means (``center``), else unchanged."""
+        if not self.spec.center:
+            return pooled
+        return pooled - self.transmit_mean.view(-1, *[1] * (pooled.dim() - 2))
+
+    def transmit(self, y: torch.Tensor) -> torch.Tensor:
+        """What the next layer receives: ``pool(y)``, centred (``center``)."""
+        return self.centered(self.pool(y))
+
+
+def channel_mean(y: torch.Tensor) -> torch.Tensor:
+    """[B, C, ...] -> [C]: the mean over the batch and the positions."""
+    return y.transpose(0, 1).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def calibrate(layers: list[Layer], x: torch.Tensor) -> None:
+    """Set the transmitted channel means of the ``center`` layers to their values on the inputs ``x``
+    (e.g. training glimpses), layer after layer, each seeing the previous one's centred output."""
+    for layer in layers:
+        y = layer(x)[1]
+        if layer.spec.center:
+            layer.transmit_mean.copy_(channel_mean(layer.pool(y)))
+        x = layer.transmit(y)
 
 
 def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True,

@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--data", default="natural", help="natural, or a file in ../shared/data")
     parser.add_argument("--rules", nargs="+", default=["clapp", "clapp_s"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--glimpses", type=int, default=1500, help="glimpse events per run")
+    parser.add_argument("--glimpses", type=int, default=10000, help="glimpse events per run")
     parser.add_argument("--probe", nargs=2, type=int, default=[2000, 1000], metavar=("TRAIN", "TEST"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.set_defaults(json="benchmarks/clapp_table.json")

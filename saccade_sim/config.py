@@ -63,6 +63,7 @@ class LayerSpec:
     delay_ms: float = 0.0  #: conduction delay before this layer sees its input
     kwta: int = 0  #: transmit only the k largest a - threshold per position (hard k-WTA; 0 = off)
     prune: float = 0.0  #: fraction of connections removed by a fixed random mask (0 = none)
+    center: float = 0.0  #: > 0: transmit each channel minus its running mean, updated at this rate per event
 
 
 @dataclass
@@ -82,7 +83,7 @@ class RuleConfig:
 
 @dataclass
 class RunConfig:
-    glimpses: int = 1500  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
+    glimpses: int = 10000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
     progress: bool = True
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
@@ -324,6 +325,8 @@ def _check_values(cfg: Config) -> None:
         _positive(spec.kwta, f"{key}.kwta", allow_zero=True)
         if not 0.0 <= spec.prune < 1.0:
             raise ConfigError(f"{key}.prune: must be in [0, 1), got {spec.prune!r}")
+        if not 0.0 <= spec.center <= 1.0:
+            raise ConfigError(f"{key}.center: must be in [0, 1] (0 = off), got {spec.center!r}")
         if spec.delay_ms >= cfg.eye.fixation_ms:
             raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
                               f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")

@@ -109,10 +109,13 @@ def average_(tensors: Sequence[torch.Tensor], w: World) -> None:
 
 class WeightSync:
     """The distributed hook of one layer agent (module docstring): :meth:`before_step` averages ``.grad``
-    (K = 1), :meth:`after_step` averages the parameters every K-th event (K > 1)."""
+    (K = 1), :meth:`after_step` averages the parameters every K-th event (K > 1). ``buffers`` (running
+    statistics such as a layer's transmitted channel means) are averaged with them."""
 
-    def __init__(self, params: Sequence[torch.nn.Parameter], every: int, w: World) -> None:
+    def __init__(self, params: Sequence[torch.nn.Parameter], every: int, w: World,
+                 buffers: Sequence[torch.Tensor] = ()) -> None:
         self.params = list(params)
+        self.buffers = list(buffers)
         self.every = every
         self.world = w
         self.events = 0
@@ -125,19 +128,20 @@ class WeightSync:
         for p in self.params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        average_([p.grad for p in self.params], self.world)
+        average_([p.grad for p in self.params] + self.buffers, self.world)
 
     @torch.no_grad()
     def after_step(self) -> None:
         """K > 1: after every K-th event W <- mean over ranks of W."""
         self.events += 1
         if self.every > 1 and self.events % self.every == 0:
-            average_(self.params, self.world)
+            average_(self.params + self.buffers, self.world)
 
 
-def make_sync(params: Sequence[torch.nn.Parameter], cfg: DistributedConfig, w: World) -> WeightSync | None:
+def make_sync(params: Sequence[torch.nn.Parameter], cfg: DistributedConfig, w: World,
+              buffers: Sequence[torch.Tensor] = ()) -> WeightSync | None:
     """The hook for one agent, or None in a single process."""
-    return WeightSync(params, cfg.sync_every, w) if w.size > 1 else None
+    return WeightSync(params, cfg.sync_every, w, buffers) if w.size > 1 else None
 
 
 def gather_shards(state: dict[str, Any], w: World) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 
 import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer
-from agents.layers import PRESETS, Layer, build_layers
+from agents.layers import PRESETS, Layer, build_layers, calibrate
 
 from . import datasets, distributed, io
 from .analysis.probe import grid_features, ridge_probe
@@ -92,6 +92,8 @@ class Experiment:
         self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
                        self.world.shards(cfg.eye.shards))
         self.layers = self._build_layers()
+        if any(layer.spec.center for layer in self.layers):
+            calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
         self.agents = []
@@ -101,7 +103,8 @@ class Experiment:
                 rule = rule_cls(layer, cfg.rule_options, i, len(self.layers)).to(self.device)
             params = list(layer.parameters()) + list(rule.parameters())
             opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
-            sync = distributed.make_sync(params, cfg.distributed, self.world)
+            sync = distributed.make_sync(params, cfg.distributed, self.world,
+                                         [layer.transmit_mean] if layer.spec.center else [])
             self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
@@ -161,6 +164,13 @@ class Experiment:
             specs = PRESETS[cfg.network.preset]
         layers = build_layers(specs, self.modality.glimpse_shape, cfg.network.channels_last, seed=cfg.seed)
         return [layer.to(self.device) for layer in layers]
+
+    def _calibration_glimpses(self, n_stimuli: int = 64) -> torch.Tensor:
+        """Every grid glimpse of ``n_stimuli`` training stimuli spread over the store (fixed, seed-free)."""
+        idx = torch.linspace(0, len(self.train_labels) - 1, min(n_stimuli, len(self.train_labels))).long()
+        grid = self.modality.space.grid.to(self.device)
+        return self.modality.cut(self.train_store, idx.to(self.device).repeat_interleave(len(grid)),
+                                 grid.repeat(len(idx), 1))
 
     # -- simulation ----------------------------------------------------------------------------
     def _check(self, glimpse) -> None:

@@ -95,7 +95,7 @@ def test_weight_sync_averages_changes_every_event_or_weights_every_k(tmp_path):
 def config(source: str, sync_every: int = 1) -> dict:
     return {"data": {"source": source, "train_limit": 400},
             "eye": {"batch": 8, "shards": 4, "jump_prob": 0.2},
-            "network": {"preset": "tiny"}, "rule": {"name": "oja", "lr": 0.05},
+            "network": {"preset": "small"}, "rule": {"name": "oja", "lr": 0.05},
             "run": {"glimpses": 24, "progress": False},
             "probe": {"train": 60, "test": 30}, "distributed": {"sync_every": sync_every}}
 
@@ -119,9 +119,12 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
 
     single = Experiment(cfg)
     single.simulate()
-    w1, w2 = single.layers[0].weight.detach(), ckpt["agents"][0]["layer"]["op.weight"]
-    assert not torch.allclose(w1, single.initial_layers[0].weight, atol=1e-3)  # it learned
-    torch.testing.assert_close(w2, w1, rtol=1e-4, atol=1e-5)
+    for i, layer in enumerate(single.layers):  # layer 1 transmits centred output: its running means too
+        state = ckpt["agents"][i]["layer"]
+        assert not torch.allclose(layer.weight, single.initial_layers[i].weight, atol=1e-3)  # it learned
+        torch.testing.assert_close(state["op.weight"], layer.weight.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(state["transmit_mean"], layer.transmit_mean, rtol=1e-4, atol=1e-6)
+    assert float(single.layers[0].transmit_mean.abs().min()) > 0
     # the checkpoint holds every shard's stream, exactly as one process has them
     eye = single.eye.state_dict()
     assert sorted(ckpt["eye"]["shards"]) == [0, 1, 2, 3]
@@ -129,4 +132,4 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
         assert torch.equal(ckpt["eye"]["shards"][s]["order"], eye["shards"][s]["order"])
         assert torch.equal(ckpt["eye"]["shards"][s]["stimulus"], eye["shards"][s]["stimulus"])
     results = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1"}
+    assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1", "layer2"}

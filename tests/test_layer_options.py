@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from agents.layers import Layer, PRESETS, norm_keeping, relu_centered
+from agents.layers import Layer, PRESETS, calibrate, norm_keeping, relu_centered
 from agents.rules.activation import activation_delta
 from agents.rules.hebbian import hebbian_delta
 from saccade_sim.config import LayerSpec, resolve
@@ -43,6 +43,8 @@ def test_bad_layer_options_name_the_key():
         resolve({"network": {"layers": [{"prune": 1.0}]}})
     with pytest.raises(ConfigError, match=r"network.layers\[0\].kwta"):
         resolve({"network": {"layers": [{"kwta": -1}]}})
+    with pytest.raises(ConfigError, match=r"network.layers\[0\].center: must be in \[0, 1\]"):
+        resolve({"network": {"layers": [{"center": 2.0}]}})
     with pytest.raises(ConfigError, match="data.normalize"):
         resolve({"data": {"normalize": "pca"}})
 
@@ -90,3 +92,53 @@ def test_zca_whitening_option_runs_on_images_and_refuses_other_shapes():
     with pytest.raises(ConfigError, match="data.zca_size"):
         Experiment({"data": {"source": str(data_path("digits8x8.npz")), "normalize": "zca", "zca_size": 9},
                     "glimpse": {"patch": 8}})
+
+
+def test_center_transmits_the_deviation_from_a_running_channel_mean():
+    torch.manual_seed(0)
+    layer = Layer(LayerSpec(kind="conv", channels=3, kernel=3, pool=2, center=0.25), (2, 6, 6), "l",
+                  channels_last=False).double()
+    y = torch.rand(4, 3, 6, 6, dtype=torch.float64)
+    pooled = torch.nn.functional.max_pool2d(y, 2)
+    m0 = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    layer.transmit_mean.copy_(m0)
+    torch.testing.assert_close(layer.transmit(y), pooled - m0.view(1, 3, 1, 1))
+    assert torch.equal(layer.transmit_mean, m0)  # not adapting: the probe, frozen layers
+    m1 = 0.75 * m0 + 0.25 * torch.stack([pooled[:, c].mean() for c in range(3)])
+    layer.adapt(pooled)
+    torch.testing.assert_close(layer.transmit(y), pooled - m1.view(1, 3, 1, 1))
+    torch.testing.assert_close(layer.transmit_mean, m1)
+
+
+def test_calibrate_centres_each_layers_output_on_the_sample():
+    torch.manual_seed(0)
+    specs = [LayerSpec(kind="conv", channels=4, kernel=3, pool=2, center=0.01),
+             LayerSpec(kind="dense", channels=5, center=0.01)]
+    layers = [Layer(specs[0], (1, 8, 8), "a", channels_last=False).double(),
+              Layer(specs[1], (4, 4, 4), "b", channels_last=False).double()]
+    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
+    calibrate(layers, x)
+    h = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(x, layers[0].weight.detach(), padding=1)), 2)
+    torch.testing.assert_close(layers[0].transmit_mean, h.mean((0, 2, 3)))
+    h = h - h.mean((0, 2, 3)).view(1, 4, 1, 1)
+    out = torch.relu(h.flatten(1) @ layers[1].weight.detach().T)
+    torch.testing.assert_close(layers[1].transmit_mean, out.mean(0))
+    assert float(layers[1].transmit(out).mean(0).abs().max()) < 1e-12
+
+
+def test_experiment_calibrates_the_random_baseline_and_adapts_only_the_learning_layers(tmp_path):
+    from saccade_sim.experiment import Experiment
+    from tests.conftest import data_path
+
+    exp = Experiment({"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 200, "test_limit": 50},
+                      "eye": {"batch": 4}, "network": {"preset": "small"}, "rule": {"name": "oja"},
+                      "run": {"glimpses": 5, "progress": False}, "probe": {"enabled": False}})
+    start = exp.layers[0].transmit_mean.clone()
+    assert float(start.abs().min()) > 0 and torch.equal(exp.initial_layers[0].transmit_mean, start)
+    exp.simulate()
+    assert not torch.equal(exp.layers[0].transmit_mean, start)
+    assert torch.equal(exp.initial_layers[0].transmit_mean, start)
+    exp.agents[0].learning = False
+    now = exp.layers[0].transmit_mean.clone()
+    exp.simulate(events=3)
+    assert torch.equal(exp.layers[0].transmit_mean, now)

@@ -195,7 +195,6 @@ class ClappOptions:
     margin: float = 1.0  #: hinge margin: no plasticity once y u >= margin
     form: str = "closed"  #: "closed" (explicit three-factor formula) or "loss" (autograd of the hinge loss)
     timing: str = "deferred"  #: context terms applied "immediate"-ly or "deferred" to the glimpse's expiry (closed form)
-    init: float = 1.0  #: P_k and R_k start uniform in +-init/sqrt(C) (0: no prediction until one is learned)
 
     def validate(self, path: str) -> None:
         if not self.offsets or any(k < 1 for k in self.offsets) or len(set(self.offsets)) != len(self.offsets):
@@ -207,8 +206,6 @@ class ClappOptions:
                                   f"valid choices: {', '.join(valid)}")
         if self.margin <= 0:
             raise ConfigError(f"{path}.margin: must be > 0, got {self.margin}")
-        if self.init < 0:
-            raise ConfigError(f"{path}.init: must be >= 0, got {self.init}")
         if self.form == "loss" and self.timing == "deferred":
             raise ConfigError(f"{path}.timing: \"deferred\" needs form = \"closed\" (the loss form is "
                               "differentiated at each event); set timing = \"immediate\"")
@@ -225,7 +222,7 @@ class Clapp(Rule):
     def __init__(self, layer: Layer, options: ClappOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
         n, k = layer.spec.channels, len(options.offsets)
-        bound = options.init / math.sqrt(n)
+        bound = 1.0 / math.sqrt(n)
         self.pred = nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
         self.retro = None if self.transpose_retro else nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
         for name in HISTORY:  # ring buffers of the last max(offsets) events, allocated at the first event
