@@ -77,7 +77,7 @@ class NetworkConfig:
 class RuleConfig:
     name: str = "clapp"
     lr: float | None = None  #: learning rate (default: the rule's ``default_lr``)
-    optimizer: str = "sgd"  #: "sgd", "adam" or "adamw"
+    optimizer: str | None = None  #: "sgd", "adam" or "adamw" (default: the rule's ``default_optimizer``)
     weight_decay: float = 0.0
 
 
@@ -261,6 +261,8 @@ def resolve(raw: dict[str, Any]) -> Config:
     rule, rule_options = _with_plugin(raw.get("rule", {}), RuleConfig, RULES, "rule", "name")
     if rule.lr is None:
         rule.lr = RULES.get(rule.name).default_lr
+    if rule.optimizer is None:
+        rule.optimizer = RULES.get(rule.name).default_optimizer
     cfg = Config(
         seed=top.seed, device=top.device, data=data, glimpse=glimpse, eye=eye, policy=policy,
         network=build(NetworkConfig, raw.get("network", {}), "network"), rule=rule,

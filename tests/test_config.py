@@ -9,7 +9,9 @@ def test_defaults_resolve_and_round_trip():
     cfg = resolve({})
     tree = cfg.to_dict()
     assert tree["rule"]["name"] == "clapp" and "offsets" in tree["rule"] and tree["eye"]["policy"] == "raster"
-    assert tree["rule"]["lr"] == 0.05 and resolve({"rule": {"name": "oja"}}).rule.lr == 0.01  # rule default_lr
+    assert tree["rule"]["lr"] == 5e-4 and resolve({"rule": {"name": "oja"}}).rule.lr == 0.01  # rule default_lr
+    assert tree["rule"]["optimizer"] == "adam" and resolve({"rule": {"name": "oja"}}).rule.optimizer == "sgd"
+    assert resolve({"rule": {"name": "oja", "lr": 0.3, "optimizer": "adamw"}}).rule.optimizer == "adamw"
     assert resolve({"rule": {"name": "oja", "lr": 0.3}}).rule.lr == 0.3
     assert resolve(tree).to_dict() == tree
 

@@ -65,6 +65,7 @@ class Rule(nn.Module):
     Options: ClassVar[type | None] = None
     needs_graph: ClassVar[bool] = False
     default_lr: ClassVar[float] = 0.01  #: ``rule.lr`` when the config does not set it
+    default_optimizer: ClassVar[str] = "sgd"  #: ``rule.optimizer`` when the config does not set it
 
     def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
         super().__init__()

@@ -217,7 +217,8 @@ class Clapp(Rule):
 
     Options = ClappOptions
     transpose_retro: ClassVar[bool] = False
-    default_lr = 0.05  #: SGD; measured on the natural default (README, CLAPP section)
+    default_optimizer = "adam"  #: as the reference (Adam 2e-4 per layer)
+    default_lr = 5e-4  #: measured on the natural default (README, CLAPP section)
 
     def __init__(self, layer: Layer, options: ClappOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
