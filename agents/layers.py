@@ -200,10 +200,10 @@ def calibrate(layers: list[Layer], x: torch.Tensor) -> None:
     """Set the transmitted channel means of the ``center`` layers to their values on the inputs ``x``
     (e.g. training glimpses), layer after layer, each seeing the previous one's centred output."""
     for layer in layers:
-        y = layer(x)[1]
+        pooled = layer.pool(layer(x)[1])
         if layer.spec.center:
-            layer.transmit_mean.copy_(channel_mean(layer.pool(y)))
-        x = layer.transmit(y)
+            layer.transmit_mean.copy_(channel_mean(pooled))
+        x = layer.centered(pooled)
 
 
 def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True,

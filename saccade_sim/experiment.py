@@ -168,9 +168,7 @@ class Experiment:
     def _calibration_glimpses(self, n_stimuli: int = 64) -> torch.Tensor:
         """Every grid glimpse of ``n_stimuli`` training stimuli spread over the store (fixed, seed-free)."""
         idx = torch.linspace(0, len(self.train_labels) - 1, min(n_stimuli, len(self.train_labels))).long()
-        grid = self.modality.space.grid.to(self.device)
-        return self.modality.cut(self.train_store, idx.to(self.device).repeat_interleave(len(grid)),
-                                 grid.repeat(len(idx), 1))
+        return self.modality.grid_glimpses(self.train_store, idx)
 
     # -- simulation ----------------------------------------------------------------------------
     def _check(self, glimpse) -> None:

@@ -283,9 +283,9 @@ class Clapp(Rule):
             shift = 1 + g.index % max(x.shape[0] - 1, 1)
             pairs = make_pairs(signs, o.negatives, shift, g.stimulus, self.past_s[ctx])
             every = len(usable) == len(o.offsets)
-            sel = None if every else torch.tensor(usable, device=x.device)
-            pred = self.pred if every else self.pred[sel]
-            retro = None if self.retro is None else self.retro if every else self.retro[sel]
+            sel = slice(None) if every else torch.tensor(usable, device=x.device)  # a slice: views, no copies
+            pred = self.pred[sel]
+            retro = None if self.retro is None else self.retro[sel]
             if o.form == "loss":
                 loss = clapp_loss(self.layer, x, a, self.past_x[ctx], self.past_a[ctx], pred, retro, pairs, o.margin)
                 write_loss_grad(loss, params)

@@ -23,12 +23,11 @@ LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative
 def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
                   pool: int = 2, aggregate: str = "concat", batch: int = 64) -> list[torch.Tensor]:
     """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU."""
-    grid = modality.space.grid.to(store.device)
-    g = grid.shape[0]
+    g = modality.space.grid.shape[0]
     out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
     for chunk in idx.split(batch):
         n = len(chunk)
-        x = modality.cut(store, chunk.to(store.device).repeat_interleave(g), grid.repeat(n, 1))
+        x = modality.grid_glimpses(store, chunk)
         reps = [x]
         for layer in layers:
             x = layer.transmit(layer(x)[1])

@@ -91,6 +91,11 @@ class Modality:
     def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def grid_glimpses(self, store: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Every gaze-grid glimpse of the stimuli ``idx``, stimulus after stimulus: [len(idx) * grid, ...]."""
+        grid = self.space.grid.to(store.device)
+        return self.cut(store, idx.to(store.device).repeat_interleave(len(grid)), grid.repeat(len(idx), 1))
+
 
 def grid_positions(size: int, patch: int, stride: int) -> list[int]:
     """Top-left offsets of patches along one axis.
