@@ -3,16 +3,20 @@ and the raw-input baseline, on real image data, from one command:
 
     PYTHONPATH=. python benchmarks/clapp_table.py --threads 1          # the README table (embedded photos)
     PYTHONPATH=. python benchmarks/clapp_table.py --data mnist5k.npz --seeds 0 1 2 --set rule.lr=0.02
+    PYTHONPATH=. python benchmarks/clapp_table.py --merge a.json b.json   # runs saved by parallel invocations
 
 Every run goes through :class:`saccade_sim.experiment.Experiment` (the SimPy engine and the probe of
-``saccade-sim run``). Prints one table (mean +- std over seeds) and writes every run's results to JSON.
+``saccade-sim run``). Prints one table (mean +- sd over seeds, and each trained layer's paired gain over the
+same seed's random weights) and writes every run's results to JSON.
 """
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from common import DATA, arguments, parse, summary, table, write_json
+
 from saccade_sim.config import apply_override
 from saccade_sim.experiment import Experiment
 
@@ -43,10 +47,17 @@ def run_one(rule: str, data: str, seed: int, glimpses: int, probe: tuple[int, in
     return results
 
 
-def mean_std(values: list[float]) -> str:
-    """'mean +- sd' of ``values`` (the value alone for one)."""
+def mean_std(values: list[float], sign: str = "") -> str:
+    """'mean +- sd' of ``values`` (the value alone for one); ``sign = "+"`` prints the mean's sign."""
     s = summary(values)
-    return f"{s['mean']:.3f}" if s["n"] == 1 else f"{s['mean']:.3f} +- {s['sd']:.3f}"
+    mean = f"{s['mean']:{sign}.3f}"
+    return mean if s["n"] == 1 else f"{mean} +- {s['sd']:.3f}"
+
+
+def paired_gain(runs: list[dict], layer: str) -> str:
+    """Trained minus random-weights accuracy of ``layer``, seed by seed: 'mean +- sd (k/n above)'."""
+    d = [r["probe"]["layers"][layer] - r["probe"]["baselines"]["random"][layer] for r in runs]
+    return f"{mean_std(d, '+')} ({sum(v > 0 for v in d)}/{len(d)} above)"
 
 
 def probe_table(runs: dict[str, list[dict]]) -> str:
@@ -60,6 +71,8 @@ def probe_table(runs: dict[str, list[dict]]) -> str:
         rows.append({"representation": name,
                      "random weights": mean_std([r["probe"]["baselines"]["random"][name] for r in first]),
                      **{rule: mean_std([r["probe"]["layers"][name] for r in runs[rule]]) for rule in rules}})
+    rows += [{"representation": f"{name} - random (paired)", **{rule: paired_gain(runs[rule], name) for rule in rules}}
+             for name in first[0]["probe"]["layers"]]
     rows.append({"representation": "train wall s / run",
                  **{rule: f"{summary([r['wall_s'] for r in runs[rule]])['mean']:.0f}" for rule in rules}})
     p = first[0]["probe"]
@@ -72,16 +85,25 @@ def main() -> None:
     parser.add_argument("--data", default="natural", help="natural, or a file in ../shared/data")
     parser.add_argument("--rules", nargs="+", default=["clapp", "clapp_s"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--glimpses", type=int, default=10000, help="glimpse events per run")
+    parser.add_argument("--glimpses", type=int, default=40000, help="glimpse events per run")
     parser.add_argument("--probe", nargs=2, type=int, default=[2000, 1000], metavar=("TRAIN", "TEST"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="do not run: print and write the table of the runs saved in these JSON files")
     parser.set_defaults(json="benchmarks/clapp_table.json")
     args = parse(parser)
     start = time.perf_counter()
-    runs = {rule: [run_one(rule, args.data, s, args.glimpses, tuple(args.probe), args.set) for s in args.seeds]
-            for rule in args.rules}
-    print(f"data {args.data}, {args.glimpses} events x {runs[args.rules[0]][0]['config']['eye']['batch']} eyes, "
-          f"overrides {args.set or 'none'}; {time.perf_counter() - start:.0f} s in all")
+    if args.merge:
+        saved = [json.loads(Path(p).read_text()) for p in args.merge]
+        runs = {rule: rule_runs for s in saved for rule, rule_runs in s["runs"].items()}
+        overrides = saved[0]["args"]["set"]
+    else:
+        runs = {rule: [run_one(rule, args.data, s, args.glimpses, tuple(args.probe), args.set) for s in args.seeds]
+                for rule in args.rules}
+        overrides = args.set
+    cfg = next(iter(runs.values()))[0]["config"]
+    print(f"data {Path(cfg['data']['source']).name}, {cfg['run']['glimpses']} events x {cfg['eye']['batch']} eyes, "
+          f"overrides {overrides or 'none'}; {time.perf_counter() - start:.0f} s")
     print(probe_table(runs))
     write_json(args.json, args, runs=runs)
 

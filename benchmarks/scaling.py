@@ -51,7 +51,7 @@ def worker(spec: dict) -> None:
 
     torch.set_num_threads(spec["threads"])
     cfg = {"data": {"source": spec["data"], "train_limit": 2000}, "run": {"progress": False},
-           "probe": {"enabled": False}, **spec["config"]}
+           "probe": {"enabled": False}, "rule": {"name": spec["rule"]}, **spec["config"]}
     exp = Experiment(cfg)
     exp.simulate(3)
     batch = exp.eye.batch
@@ -67,7 +67,8 @@ def worker(spec: dict) -> None:
 
 
 def run_point(config: dict, args: argparse.Namespace, long: bool = False) -> dict:
-    spec = {"config": config, "threads": args.threads, "data": str(args.data), "glimpses": args.glimpses, "long": long}
+    spec = {"config": config, "threads": args.threads, "data": str(args.data), "glimpses": args.glimpses,
+            "rule": args.rule, "long": long}
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "benchmarks")}
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                           env=env, cwd=ROOT)
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--data", default=DATA / "mnist5k.npz")
     parser.add_argument("--glimpses", type=int, default=4096, help="glimpses per timed run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rule", default="oja", help="the rule every point runs (the README table: oja)")
     parser.add_argument("--long-events", type=int, default=200, help="N of the run-length check (then 10 N)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parse(parser)
@@ -99,7 +101,7 @@ def main() -> None:
     long_cfg = {"eye": {"batch": 16}, "network": {"preset": "small"}}
     long = run_point(long_cfg, argparse.Namespace(**{**vars(args), "glimpses": args.long_events * 16}), long=True)
     growth = long["peak MB after 10x"] / long["peak MB"] - 1
-    print(f"{args.threads} thread(s), oja, mnist 16x16 glimpses, {args.glimpses} glimpses per point, "
+    print(f"{args.threads} thread(s), {args.rule}, mnist 16x16 glimpses, {args.glimpses} glimpses per point, "
           f"median of {args.repeats} interleaved rounds, one process per point")
     print(table(rows, ["point", "glimpses/s", "spread", "peak MB"]))
     print(f"run length (batch 16, small, default recording): peak {long['peak MB']:.1f} MB after "

@@ -83,7 +83,7 @@ class RuleConfig:
 
 @dataclass
 class RunConfig:
-    glimpses: int = 10000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
+    glimpses: int = 40000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
     progress: bool = True
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
