@@ -41,7 +41,7 @@ class LayerAgent:
         return list(self.layer.parameters()) + list(self.rule.parameters())
 
     def step(self, g: Glimpse) -> Glimpse:
-        x = g.data.detach()
+        x = self.layer.as_input(g.data.detach())  # the rule sees the input in the layer's memory format
         with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
             a, y = self.layer(x)
         pooled = self.layer.pool(y.detach())

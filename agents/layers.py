@@ -146,13 +146,15 @@ class Layer(nn.Module):
     def weight(self) -> torch.Tensor:
         return self.op.weight
 
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format this layer computes in (channels_last for conv layers that use it)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.is_conv and self.channels_last else x
+
     def potential(self, x: torch.Tensor) -> torch.Tensor:
         """a = (W * mask) x (conv: at every position)."""
         w = self.op.weight if self.mask is None else self.op.weight * self.mask
         if self.is_conv:
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return F.conv2d(x, w, self.op.bias, self.op.stride, self.op.padding)
+            return F.conv2d(self.as_input(x), w, self.op.bias, self.op.stride, self.op.padding)
         return F.linear(x.flatten(1), w, self.op.bias)
 
     def masked(self, delta: torch.Tensor) -> torch.Tensor:

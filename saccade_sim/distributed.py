@@ -144,11 +144,16 @@ def make_sync(params: Sequence[torch.nn.Parameter], cfg: DistributedConfig, w: W
     return WeightSync(params, cfg.sync_every, w, buffers) if w.size > 1 else None
 
 
+def gather_keyed(parts: dict[Any, Any], w: World) -> dict[Any, Any]:
+    """The union over ranks of each rank's ``parts`` (disjoint keys, e.g. shard ids), sorted by key (a
+    collective: all ranks call it); unchanged in one process."""
+    if w.size == 1:
+        return parts
+    every: list[Any] = [None] * w.size
+    dist.all_gather_object(every, parts)
+    return dict(sorted(((k, v) for p in every for k, v in p.items()), key=lambda kv: kv[0]))
+
+
 def gather_shards(state: dict[str, Any], w: World) -> dict[str, Any]:
     """An Eye state with every rank's shards (a collective: all ranks call it); unchanged in one process."""
-    if w.size == 1:
-        return state
-    states: list[Any] = [None] * w.size
-    dist.all_gather_object(states, state)
-    shards = {k: v for s in states for k, v in s["shards"].items()}
-    return {**state, "shards": dict(sorted(shards.items()))}
+    return {**state, "shards": gather_keyed(state["shards"], w)}

@@ -279,7 +279,7 @@ class Experiment:
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
-            "agents": [a.state_dict() for a in self.agents],
+            "agents": [self._agent_state(a) for a in self.agents],
             "initial_layers": [layer.state_dict() for layer in self.initial_layers],
             "eye": distributed.gather_shards(self.eye.state_dict(), self.world),
             "clock_ms": float(self.simulation.env.now),
@@ -290,16 +290,36 @@ class Experiment:
             "decoding": self.decoding,
         }
 
+    def _agent_state(self, agent: LayerAgent) -> dict[str, Any]:
+        """``agent.state_dict()`` with the rule's per-eye buffers (``Rule.eye_buffers``, dim 1 = eyes) as
+        {shard id: that shard's eyes}, gathered from every rank (a collective in a distributed run)."""
+        state = agent.state_dict()
+        rule = state["rule"]
+        for name in agent.rule.eye_buffers:
+            if rule[name].numel():
+                chunks = rule[name].split(self.eye.per_shard, 1)
+                rule[name] = distributed.gather_keyed(
+                    {s: c.to("cpu", copy=True) for s, c in zip(self.eye.shard_ids, chunks)}, self.world)
+        return state
+
+    def _own_eyes(self, agent: LayerAgent, state: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of :meth:`_agent_state` for this process: the per-eye buffers of its own shards."""
+        rule = state["rule"].copy()
+        for name in agent.rule.eye_buffers:
+            if isinstance(rule.get(name), dict):
+                rule[name] = torch.cat([rule[name][s] for s in self.eye.shard_ids], 1)
+        return {**state, "rule": rule}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output into this (freshly built, same-config) experiment and rebuild
         the SimPy processes at the saved clock."""
         if len(state["agents"]) != len(self.agents):
             raise ValueError(f"checkpoint has {len(state['agents'])} layers, this network {len(self.agents)}")
+        self.eye.load_state_dict(state["eye"])  # first: it names a missing shard
         for agent, s in zip(self.agents, state["agents"]):
-            agent.load_state_dict(s)
+            agent.load_state_dict(self._own_eyes(agent, s))
         for layer, s in zip(self.initial_layers, state["initial_layers"]):
             layer.load_state_dict(s)
-        self.eye.load_state_dict(state["eye"])
         set_rng_states(state["rng"])
         self.history = list(state["history"])
         self.decoding = list(state["decoding"])

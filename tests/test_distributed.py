@@ -133,3 +133,32 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
         assert torch.equal(ckpt["eye"]["shards"][s]["stimulus"], eye["shards"][s]["stimulus"])
     results = json.loads((tmp_path / "two" / "results.json").read_text())
     assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1", "layer2"}
+
+
+@pytest.mark.distributed
+def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_one_process(tmp_path):
+    """CLAPP's contexts are per-eye state: the checkpoint stores them per shard from both ranks, so one
+    process (all four shards) resumes from it and continues as an uninterrupted one-process run."""
+    cfg = config(str(data_path("mnist5k.npz")))
+    cfg["rule"] = {"name": "clapp", "optimizer": "sgd", "lr": 0.01}
+    proc = torchrun(tmp_path / "two", cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+
+    single = Experiment(cfg)
+    single.simulate()
+    for saved, agent in zip(ckpt["agents"], single.agents):
+        for name in agent.rule.eye_buffers:
+            assert sorted(saved["rule"][name]) == [0, 1, 2, 3]
+            joined = torch.cat([saved["rule"][name][s] for s in range(4)], 1)
+            torch.testing.assert_close(joined, getattr(agent.rule, name).cpu(), rtol=1e-4, atol=1e-5)
+
+    longer = {**cfg, "run": {**cfg["run"], "glimpses": 40}}
+    resumed, straight = Experiment(longer), Experiment(longer)
+    resumed.load_state_dict(ckpt)
+    resumed.simulate()
+    straight.simulate()
+    assert resumed.eye.event == straight.eye.event == 40
+    for a, b in zip(resumed.agents, straight.agents):
+        torch.testing.assert_close(a.layer.weight, b.layer.weight, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.rule.pred, b.rule.pred, rtol=1e-4, atol=1e-5)

@@ -66,6 +66,9 @@ class Rule(nn.Module):
     needs_graph: ClassVar[bool] = False
     default_lr: ClassVar[float] = 0.01  #: ``rule.lr`` when the config does not set it
     default_optimizer: ClassVar[str] = "sgd"  #: ``rule.optimizer`` when the config does not set it
+    #: buffers whose dim 1 indexes the eyes (per-eye state such as CLAPP's contexts): a checkpoint stores them
+    #: per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state
+    eye_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
         super().__init__()

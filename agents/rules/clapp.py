@@ -217,6 +217,7 @@ class Clapp(Rule):
 
     Options = ClappOptions
     transpose_retro: ClassVar[bool] = False
+    eye_buffers = HISTORY
     default_optimizer = "adam"  #: as the reference (Adam 2e-4 per layer)
     default_lr = 5e-4  #: measured on the natural default (README, CLAPP section)
 
@@ -251,9 +252,17 @@ class Clapp(Rule):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in HISTORY:  # the history's shape is only known once events have been seen
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, self._ring(saved.shape[1:], saved.dtype) if saved.numel() else saved.new_empty(0))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _ring(self, slot_shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+        """A zeroed ring buffer [max(offsets), *slot_shape] on the rule's device whose slots are channels_last
+        where the layer computes in it (mixed memory formats made the weight gradient 2x slower)."""
+        fmt = torch.channels_last if len(slot_shape) == 4 and self.layer.channels_last else torch.contiguous_format
+        slot = torch.empty(slot_shape, dtype=dtype, device=self.pred.device, memory_format=fmt)
+        return slot.new_empty_strided((self.depth, *slot_shape), (slot.numel(), *slot.stride())).zero_()
 
     def reset(self) -> None:
         for name in HISTORY:
@@ -326,9 +335,8 @@ class Clapp(Rule):
             if t is None:
                 continue
             past = getattr(self, name)
-            if past.numel() == 0:  # the first event gives the shapes; slots keep its memory format
-                slot = torch.empty_like(t)
-                past = t.new_empty_strided((self.depth, *t.shape), (slot.numel(), *slot.stride())).zero_()
+            if past.numel() == 0:  # the first event gives the shapes
+                past = self._ring(t.shape, t.dtype)
                 setattr(self, name, past)
             past[self.head].copy_(t.detach())
 
