@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from .config import DataConfig
-from .datasets import Split, _labels, stratified_split
+from .datasets import Split, _labels, load_file, stratified_split
 from .errors import ConfigError, DataError
-from .modalities.base import Modality, RawStimuli
+from .modalities.base import Deferred, Modality, RawStimuli
 
 #: name -> (default version keyword and value, train/test constructor keywords or None, label field, group field)
 TORCHAUDIO: dict[str, tuple[tuple[str, str], tuple[dict, dict] | None, int, int]] = {
@@ -33,7 +33,11 @@ def _items(ds: Any, label_field: int, group_field: int, limit: int, rng: np.rand
     n = len(ds)
     pick = np.sort(rng.permutation(n)[:limit]) if 0 < limit < n else np.arange(n)
     meta = [ds.get_metadata(int(i)) for i in pick]
-    return ([os.path.join(ds._archive, m[0]) for m in meta], [str(m[label_field]) for m in meta],
+    base = getattr(ds, "_archive", None)  # get_metadata's paths are relative to it (no public name for it)
+    if base is None:
+        raise DataError(f"torchaudio {type(ds).__name__}: this torchaudio version does not say where its files "
+                        "are (no _archive); point data.source at the folder of audio files instead")
+    return ([os.path.join(base, m[0]) for m in meta], [str(m[label_field]) for m in meta],
             [str(m[group_field]) for m in meta])
 
 
@@ -60,8 +64,8 @@ def load_torchaudio(spec: str, cfg: DataConfig, modality: type[Modality], option
 
     def raw(paths: list[str], labels: list[str], groups: list[str], classes: list[str]) -> RawStimuli:
         lookup = {c: i for i, c in enumerate(classes)}
-        return RawStimuli([modality.load_file(p, options) for p in paths], np.array([lookup[c] for c in labels], np.int64),
-                          np.array(groups), paths)
+        return RawStimuli(Deferred(lambda p: load_file(modality, p, options), paths),
+                          np.array([lookup[c] for c in labels], np.int64), np.array(groups), paths)
 
     if parts is None:
         paths, labels, groups = _items(dataset({}), label_field, group_field,

@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import DataConfig
 from .errors import ConfigError, DataError
-from .modalities.base import Modality, RawStimuli
+from .modalities.base import Deferred, Modality, RawStimuli
 from .registry import DATASETS
 
 
@@ -161,7 +161,8 @@ def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, 
             return modality.unlabelled(items, [f.stem for f in files], cfg, options, rng)
     y, classes = _labels(names)
     groups = np.array(_match(cfg.group_pattern, "data.group_pattern", files)) if cfg.group_pattern else None
-    raw = RawStimuli([load_file(modality, f, options) for f in files], y, groups, names=[str(f) for f in files])
+    raw = RawStimuli(Deferred(lambda f: load_file(modality, f, options), files), y, groups,
+                     names=[str(f) for f in files])  # read after the split and the limits
     tr, te = group_split(groups, cfg, rng) if groups is not None else stratified_split(y, cfg.test_fraction, rng)
     return Split(raw.subset(tr), raw.subset(te), classes)
 
@@ -251,7 +252,8 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
 
 
 def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split:
-    """Dispatch ``data.source`` to an adapter, then apply ``train_limit``/``test_limit`` (seeded)."""
+    """Dispatch ``data.source`` to an adapter, then apply ``train_limit``/``test_limit`` (seeded); files of a
+    folder are read only once they are in the limited subsets."""
     from .seeding import stream_seed
 
     rng = np.random.default_rng(stream_seed(seed, "data"))
@@ -277,5 +279,5 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split
             raise ConfigError(f"data.source: {source!r}: {hint}; registered datasets: "
                               f"{', '.join(DATASETS.names())}, tv:NAME for torchvision, ta:NAME for torchaudio")
     limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
-    return Split(_limit(split.train, cfg.train_limit, limit_rng), _limit(split.test, cfg.test_limit, limit_rng),
-                 split.classes)
+    return Split(_limit(split.train, cfg.train_limit, limit_rng).read(),
+                 _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes)

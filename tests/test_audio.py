@@ -179,3 +179,48 @@ def test_torchaudio_librispeech_by_name_labels_utterances_by_speaker(tmp_path):
     exp = Experiment({"data": {"modality": "audio", "source": "ta:LIBRISPEECH/dev-clean", "root": str(tmp_path)},
                       "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}})
     assert exp.split.classes == ["19", "26"] and len(exp.split.train) == 8 and sorted(exp.split.test.y) == [0, 1]
+
+
+def test_a_folder_is_read_only_for_the_stimuli_the_split_and_limits_keep(monkeypatch):
+    import saccade_sim.datasets as datasets
+    from saccade_sim.config import DataConfig
+
+    read, real = [], datasets.load_file
+    monkeypatch.setattr(datasets, "load_file", lambda m, f, o: read.append(str(f)) or real(m, f, o))
+    cfg = DataConfig(modality="audio", source=str(data_path("fsdd")), train_limit=20, test_limit=10)
+    split = datasets.load(cfg, AudioModality, AudioOptions(), seed=0)
+    assert len(split.train) == 20 and len(split.test) == 10  # of 2500 files
+    assert sorted(read) == sorted(split.train.names + split.test.names)
+    assert all(isinstance(w, np.ndarray) and w.ndim == 1 for w in split.train.x)
+    full = datasets.load(DataConfig(modality="audio", source=str(data_path("fsdd"))), AudioModality, AudioOptions(), 0)
+    by_name = dict(zip(full.train.names, full.train.x))  # the same files, read the same way, as without limits
+    assert all(np.array_equal(by_name[n], w) for n, w in zip(split.train.names, split.train.x))
+
+
+def test_torchaudio_speech_commands_by_name_reads_only_the_limited_files(tmp_path, monkeypatch):
+    """``ta:SPEECHCOMMANDS`` on the dataset's own layout (built here from the shared clips): its testing list
+    is the test split (whole speakers), and only the files the limits keep are read."""
+    import saccade_sim.audio_datasets as audio_datasets
+    from saccade_sim import datasets
+    from saccade_sim.config import DataConfig
+
+    base = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    files = sorted(data_path("speech_commands").glob("*.wav"))
+    held = sorted({f.stem.split("_")[1] for f in files})[:12]
+    testing = []
+    for f in files:
+        word, speaker, rep = f.stem.split("_")
+        (base / word).mkdir(parents=True, exist_ok=True)
+        (base / word / f"{speaker}_nohash_{rep}.wav").symlink_to(f)
+        if speaker in held:
+            testing.append(f"{word}/{speaker}_nohash_{rep}.wav")
+    (base / "testing_list.txt").write_text("\n".join(testing) + "\n")
+    (base / "validation_list.txt").write_text("")
+    read, real = [], audio_datasets.load_file
+    monkeypatch.setattr(audio_datasets, "load_file", lambda m, f, o: read.append(f) or real(m, f, o))
+    cfg = DataConfig(modality="audio", source="ta:SPEECHCOMMANDS", root=str(tmp_path), train_limit=30, test_limit=12)
+    split = datasets.load(cfg, AudioModality, AudioOptions(), seed=0)
+    assert len(split.train) == 30 and len(split.test) == 12 and sorted(read) == sorted(split.train.names + split.test.names)
+    assert set(split.test.groups) <= set(held) and not set(split.train.groups) & set(held)
+    assert split.classes == sorted({f.stem.split("_")[0] for f in files})
+    assert all(w.ndim == 1 and len(w) == 8000 for w in split.train.x)  # 1 s at the modality's 8 kHz

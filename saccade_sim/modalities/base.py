@@ -1,9 +1,9 @@
 """The modality plugin contract: raw stimuli -> a tensor store -> glimpses at sampled gazes."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -12,12 +12,27 @@ from ..errors import DataError
 from ..policies import GazeSpace
 
 
+class Deferred:
+    """N stimuli not read yet (files of a folder): ``load(key)`` reads one. Subsets only pick keys, so the
+    split and the ``train_limit``/``test_limit`` subsets are taken before anything is decoded."""
+
+    def __init__(self, load: Callable[[Any], np.ndarray], keys: Sequence[Any]) -> None:
+        self.load, self.keys = load, list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, idx: np.ndarray) -> "Deferred":
+        return Deferred(self.load, [self.keys[i] for i in idx])
+
+
 @dataclass
 class RawStimuli:
     """Stimuli as loaded from a source, before the modality turns them into tensors.
 
-    ``x`` is an array [N, ...] or a list of N arrays (files of different lengths); ``y`` int64 [N];
-    ``groups`` optional [N] strings (e.g. speakers) for group-held-out evaluation.
+    ``x`` is an array [N, ...], a list of N arrays (files of different lengths) or :class:`Deferred` (read by
+    :meth:`read`); ``y`` int64 [N]; ``groups`` optional [N] strings (e.g. speakers) for group-held-out
+    evaluation.
     """
 
     x: Any
@@ -28,8 +43,15 @@ class RawStimuli:
     def __len__(self) -> int:
         return len(self.y)
 
+    def read(self) -> "RawStimuli":
+        """These stimuli with :class:`Deferred` ones read (a list of arrays)."""
+        return replace(self, x=[self.x.load(k) for k in self.x.keys]) if isinstance(self.x, Deferred) else self
+
     def subset(self, idx: np.ndarray) -> "RawStimuli":
-        x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
+        if isinstance(self.x, np.ndarray):
+            x = self.x[idx]
+        else:
+            x = self.x.take(idx) if isinstance(self.x, Deferred) else [self.x[i] for i in idx]
         return RawStimuli(
             x, self.y[idx], None if self.groups is None else self.groups[idx],
             [self.names[i] for i in idx] if self.names else [],
