@@ -1,6 +1,6 @@
 """Per-layer probe tables on the shared audio and video data, for each rule given.
 
-    PYTHONPATH=. python benchmarks/modalities.py [--rules oja instar] [--events 300] [--rule-json '{"lr": 0.001}']
+    PYTHONPATH=. python benchmarks/modalities.py [--rules oja instar] [--events 300] [--rule-json '{"lr": 0.001}'] [--threads 1]
 
 FSDD spoken digits (speaker ``theo`` held out: the network and the probe never hear him), Speech
 Commands (a random 20% of the speakers held out), Moving-MNIST
@@ -52,8 +52,9 @@ def main() -> None:
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--rule-json", default="{}", help='extra [rule] keys, e.g. \'{"lr": 0.001}\'')
     parser.add_argument("--out", default="benchmarks/modalities.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows = []
     for setup in args.setups:
         for rule in args.rules:
