@@ -45,8 +45,7 @@ def correlation(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         patches = F.unfold(x, op.kernel_size, op.dilation, op.padding, op.stride)  # [B, C_in k k, positions]
         rows = y.transpose(0, 1).reshape(y.shape[1], -1)  # [C_out, B positions]
         return (rows @ patches.transpose(1, 2).reshape(rows.shape[1], -1)).view(op.weight.shape)
-    if layer.channels_last:  # both operands in one format: mixed formats take a slow path (2x on CPU)
-        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+    x, y = layer.as_input(x), layer.as_input(y)  # both in the layer's format: mixed formats are 2x slower on CPU
     return torch.nn.grad.conv2d_weight(x, op.weight.shape, y, op.stride, op.padding)
 
 

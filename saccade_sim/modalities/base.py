@@ -19,9 +19,6 @@ class Deferred:
     def __init__(self, load: Callable[[Any], np.ndarray], keys: Sequence[Any]) -> None:
         self.load, self.keys = load, list(keys)
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def take(self, idx: np.ndarray) -> "Deferred":
         return Deferred(self.load, [self.keys[i] for i in idx])
 
