@@ -36,7 +36,7 @@ def source(name: str) -> str:
 
 def run_one(rule: str, data: str, seed: int, glimpses: int, probe: tuple[int, int], overrides: list[str]) -> dict:
     raw = json.loads(json.dumps(BASE))
-    raw.update({"seed": seed, "data": {"source": source(data)}, "run": {"glimpses": glimpses, "progress": False},
+    raw.update({"seed": seed, "data": {"source": source(data)}, "run": {"events": glimpses, "progress": False},
                 "probe": {"train": probe[0], "test": probe[1]}})
     raw["rule"]["name"] = rule
     for assignment in overrides:
@@ -102,7 +102,7 @@ def main() -> None:
                 for rule in args.rules}
         overrides = args.set
     cfg = next(iter(runs.values()))[0]["config"]
-    print(f"data {Path(cfg['data']['source']).name}, {cfg['run']['glimpses']} events x {cfg['eye']['batch']} eyes, "
+    print(f"data {Path(cfg['data']['source']).name}, {cfg['run']['events']} events x {cfg['eye']['batch']} eyes, "
           f"overrides {overrides or 'none'}; {time.perf_counter() - start:.0f} s")
     print(probe_table(runs))
     write_json(args.json, args, runs=runs)

@@ -49,7 +49,7 @@ def rows() -> dict[str, dict[str, Any]]:
 def base_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return {"seed": seed, "data": {"source": str(DATA / args.data)},
             "network": {"layers": [{"channels": args.channels, "kernel": 5, "pool": 2}]},
-            "run": {"glimpses": args.events, "progress": False},
+            "run": {"events": args.events, "progress": False},
             "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1}}
 
 

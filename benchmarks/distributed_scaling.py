@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_case(ranks: int, sync_every: int, args: argparse.Namespace) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         sets = {"data.source": str(args.data), "data.train_limit": 1000, "eye.batch": args.batch,
-                "eye.shards": 2, "network.preset": args.preset, "rule.name": "oja", "run.glimpses": args.events,
+                "eye.shards": 2, "network.preset": args.preset, "rule.name": "oja", "run.events": args.events,
                 "probe.enabled": "false", "distributed.sync_every": sync_every}
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                "-m", "saccade_sim", "run", "--quiet", "--out", tmp]

@@ -30,7 +30,7 @@ def config(args: argparse.Namespace, preset: str, seed: int) -> dict[str, Any]:
             "network": {"preset": preset},
             "rule": {"name": "instar", "lr": args.lr, "competition": "kwta", "k": 5,
                      "threshold_rate": args.threshold_rate},
-            "run": {"glimpses": args.events, "progress": False},
+            "run": {"events": args.events, "progress": False},
             "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 2}}
 
 

@@ -59,7 +59,7 @@ def main() -> None:
     for setup in args.setups:
         for rule in args.rules:
             cfg = {**SETUPS[setup], "rule": {"name": rule, **json.loads(args.rule_json)}, "network": {"preset": "small"},
-                   "run": {"glimpses": args.events, "progress": False}}
+                   "run": {"events": args.events, "progress": False}}
             exp = Experiment(cfg)
             results = exp.run()
             print(f"\n## {setup}, rule {rule}: {results['glimpses']} glimpses, {exp.modality.space.size} per stimulus "

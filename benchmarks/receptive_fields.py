@@ -31,7 +31,7 @@ SETTINGS = {
 def config(rule: dict, glimpses: int, data: Path) -> dict:
     return {"data": {"source": str(data)}, "glimpse": {"patch": 16, "color": "gray"}, "eye": {"batch": 16},
             "network": {"layers": [{"kind": "conv", "channels": 32, "kernel": 8, "padding": 0, "pool": 2}]},
-            "rule": {"lr": 0.01, **rule}, "run": {"glimpses": glimpses, "progress": False},
+            "rule": {"lr": 0.01, **rule}, "run": {"events": glimpses, "progress": False},
             "probe": {"enabled": False}}
 
 

@@ -53,7 +53,7 @@ class CentreOut(SaccadePolicy):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="natural")
-    ap.add_argument("--glimpses", type=int, default=300)
+    ap.add_argument("--events", type=int, default=300)
     ap.add_argument("--out", default="runs/custom-rule")
     args = ap.parse_args()
     exp = ss.Experiment({
@@ -61,7 +61,7 @@ def main() -> None:
         "eye": {"policy": "centre_out", "batch": 16},
         "network": {"preset": "small"},
         "rule": {"name": "gated_hebb", "lr": 0.02, "decay": 1.0},
-        "run": {"glimpses": args.glimpses},
+        "run": {"events": args.events},
         "probe": {"train": 500, "test": 300},
     })
     results = exp.run()

@@ -82,7 +82,7 @@ def write_checkpoint(exp: Experiment, out: Path) -> None:
 
 
 def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
-    """Simulate what is left of ``run.glimpses`` with checkpoints in ``out``, probe, save everything.
+    """Simulate what is left of ``run.events`` with checkpoints in ``out``, probe, save everything.
 
     Raises :class:`Interrupted` after writing a checkpoint when stopped by a signal, and
     :class:`DivergenceError` (naming layer, time and the last good checkpoint) when a layer diverges.
@@ -106,7 +106,7 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
             raise DivergenceError(f"{exc}; {kept}; no results.json written") from None
         if stop.is_set():
             checkpoint()
-            raise Interrupted(f"stopped at event {exp.eye.event} of {exp.config.run.glimpses} "
+            raise Interrupted(f"stopped at event {exp.eye.event} of {exp.config.run.events} "
                               f"(t = {exp.eye.time:.0f} ms); checkpoint written to {out / CHECKPOINT}; "
                               f"continue with: saccade-sim run --resume {out}")
     results = exp.run(progress=False)
@@ -114,12 +114,12 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
     return results
 
 
-RESUMABLE = ("run.glimpses", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm")
+RESUMABLE = ("run.events", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm")
 
 
 def load_checkpoint(out: Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Config]:
     """Read ``out/checkpoint.pt`` (``weights_only``) and its configuration with ``overrides`` applied;
-    ``overrides`` may change only the keys in :data:`RESUMABLE` (e.g. extend ``run.glimpses``)."""
+    ``overrides`` may change only the keys in :data:`RESUMABLE` (e.g. extend ``run.events``)."""
     path = Path(out) / CHECKPOINT
     state = io.load_torch(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -143,13 +143,13 @@ def restore(out: Path, state: dict[str, Any], cfg: Config) -> Experiment:
     except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: does not fit the experiment it describes "
                         f"({type(exc).__name__}: {exc})") from None
-    if exp.eye.event > exp.config.run.glimpses:
-        raise ConfigError(f"run.glimpses: {exp.config.run.glimpses} is fewer than the {exp.eye.event} events "
+    if exp.eye.event > exp.config.run.events:
+        raise ConfigError(f"run.events: {exp.config.run.events} is fewer than the {exp.eye.event} events "
                           f"already simulated in {path}")
     if (out / RESULTS).exists():
-        if exp.eye.event == exp.config.run.glimpses:
+        if exp.eye.event == exp.config.run.events:
             raise ConfigError(f"{out}: the run is already complete ({RESULTS} present); "
-                              "extend it with --set run.glimpses=N")
+                              "extend it with --set run.events=N")
         if exp.world.is_main:
             (out / RESULTS).unlink()
     return exp

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import Interrupted, SaccadeSimError
+from .errors import DivergenceError, Interrupted, SaccadeSimError
+
+#: exit statuses: 0 done, 2 usage / configuration / data error, 3 a layer diverged (a result, not a typo),
+#: 130 interrupted (a checkpoint was written first when the run had started)
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def format_probe_table(results: dict[str, Any]) -> str:
@@ -128,10 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except Interrupted as exc:
         print(f"saccade-sim: {exc}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except DivergenceError as exc:
+        print(f"saccade-sim: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     except SaccadeSimError as exc:
         print(f"saccade-sim: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("saccade-sim: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

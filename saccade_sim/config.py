@@ -83,7 +83,7 @@ class RuleConfig:
 
 @dataclass
 class RunConfig:
-    glimpses: int = 40000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
+    events: int = 40000  #: glimpse events to simulate (each carries ``eye.batch`` glimpses)
     progress: bool = True
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
@@ -251,6 +251,8 @@ def resolve(raw: dict[str, Any]) -> Config:
     for section in TOP_KEYS[2:]:
         if section in raw and not isinstance(raw[section], dict):
             raise ConfigError(f"{section}: expected a table, got {raw[section]!r}")
+    if isinstance(raw.get("run"), dict) and "glimpses" in raw["run"]:
+        raise ConfigError("run.glimpses: renamed run.events (it counts glimpse events, each of eye.batch glimpses)")
     from . import plugins  # noqa: F401  (registers the built-in plugins)
 
     top = build(_Top, {k: raw[k] for k in ("seed", "device") if k in raw}, "")
@@ -300,7 +302,7 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
-    _positive(cfg.run.glimpses, "run.glimpses")
+    _positive(cfg.run.events, "run.events")
     _positive(cfg.run.check_every, "run.check_every")
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
     _positive(cfg.rule.lr, "rule.lr", allow_zero=True)

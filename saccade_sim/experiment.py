@@ -1,6 +1,6 @@
 """Build and run an experiment from a configuration: data -> modality -> eye -> layer agents -> probe.
 
-    exp = Experiment({"rule": {"name": "oja"}, "run": {"glimpses": 2000}})
+    exp = Experiment({"rule": {"name": "oja"}, "run": {"events": 2000}})
     results = exp.run()
     exp.save("runs/oja")
 """
@@ -181,13 +181,13 @@ class Experiment:
     def simulate(self, events: int | None = None, progress: bool | None = None,
                  stop: Callable[[], bool] = lambda: False, pause_every: int = 0,
                  on_pause: Callable[[], None] | None = None) -> int:
-        """Run ``events`` more glimpse events (default: what is left of ``run.glimpses``) through the SimPy
+        """Run ``events`` more glimpse events (default: what is left of ``run.events``) through the SimPy
         engine; returns how many ran. Stops early once ``stop()`` is true (checked before each event).
         With ``pause_every`` > 0, ``on_pause()`` is called every ``pause_every`` events (counted from event
         0), when no event is in flight (e.g. to write a checkpoint). Ends with a divergence check."""
         from tqdm.auto import tqdm
 
-        events = self.config.run.glimpses - self.eye.event if events is None else events
+        events = self.config.run.events - self.eye.event if events is None else events
         show = (self.config.run.progress if progress is None else progress) and self.world.is_main
         bar = tqdm(total=events * self.config.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
                    mininterval=0.5, desc=f"{self.config.rule.name}")
@@ -253,7 +253,7 @@ class Experiment:
                 "n_train": len(tr), "n_test": len(te), "chance": 1.0 / len(self.split.classes)}
 
     def run(self, progress: bool | None = None) -> dict[str, Any]:
-        """Simulate ``run.glimpses`` events, then probe every layer; returns the ``results.json`` tree."""
+        """Simulate ``run.events`` events, then probe every layer; returns the ``results.json`` tree."""
         self.simulate(progress=progress)
         start = time.perf_counter()
         probe = self.probe() if self.config.probe.enabled and self.world.is_main else {}

@@ -13,7 +13,7 @@ def test_analyze_writes_every_plot_its_data_and_an_index(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", "--quiet", "--out", str(out), "--set", f"data.source={data_path('natural')}",
             "--set", "glimpse.color=gray", "--set", f"network.layers={LAYERS}", "--set", "eye.batch=8",
-            "--set", "run.glimpses=20", "--set", "run.check_every=5", "--set", "probe.every_ms=2000",
+            "--set", "run.events=20", "--set", "run.check_every=5", "--set", "probe.every_ms=2000",
             "--set", "probe.train=60", "--set", "probe.test=40", "--set", "data.crops_per_photo=20",
             "--set", "rule.name=instar", "--set", "rule.competition=kwta",
             "--set", 'record.monitors=[{target="eye", quantity="gaze", max_len=50}]']

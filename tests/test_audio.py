@@ -137,7 +137,7 @@ def test_cli_on_fsdd_with_a_speaker_the_probe_never_saw(tmp_path, capsys):
                "--set", f"data.source={data_path('fsdd')}", "--set", f"data.group_pattern={SPEAKER}",
                "--set", 'data.test_groups=["nicolas"]', "--set", "data.train_limit=100", "--set", "data.test_limit=60",
                "--set", "glimpse.frames=32", "--set", "glimpse.stride=32", "--set", "network.preset=tiny",
-               "--set", "rule.name=instar", "--set", "run.glimpses=20", "--set", "eye.batch=8"])
+               "--set", "rule.name=instar", "--set", "run.events=20", "--set", "eye.batch=8"])
     stdout = capsys.readouterr().out
     assert rc == 0 and "input (raw glimpses)" in stdout and "layer1" in stdout
     r = json.loads((out / "results.json").read_text())

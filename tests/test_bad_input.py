@@ -30,7 +30,7 @@ CORRUPT_FILES = {
     ],
 }
 
-TINY = ["--quiet", "--set", "run.glimpses=3", "--set", "eye.batch=2", "--set", "network.preset=tiny",
+TINY = ["--quiet", "--set", "run.events=3", "--set", "eye.batch=2", "--set", "network.preset=tiny",
         "--set", "probe.train=20", "--set", "probe.test=10"]
 
 
@@ -60,7 +60,7 @@ CONFIG_CASES = {
     "unknown value": (["--set", "rule.optimizer=lbfgs"], ["rule.optimizer", "'lbfgs'", "sgd, adam, adamw"]),
     "unknown plugin": (["--set", "eye.policy=zigzag"], ["eye.policy", "'zigzag'", "raster"]),
     "wrong type (string for int)": (["--set", "eye.batch=many"], ["eye.batch: expected int", "'many'"]),
-    "wrong type (float for int)": (["--set", "run.glimpses=2.5"], ["run.glimpses: expected int", "2.5"]),
+    "wrong type (float for int)": (["--set", "run.events=2.5"], ["run.events: expected int", "2.5"]),
     "wrong type (bool for int)": (["--set", "seed=true"], ["seed: expected int", "True"]),
     "negative value": (["--set", "eye.batch=-3"], ["eye.batch: must be > 0", "-3"]),
     "out-of-range probability": (["--set", "eye.jump_prob=1.5"], ["eye.jump_prob", "[0, 1]", "1.5"]),
@@ -176,7 +176,7 @@ def test_a_folder_holding_another_run_is_refused_unless_overwrite(tmp_path, caps
     # --overwrite with input that then fails: the old results.json must not survive as if complete
     rc, _ = run_cli(capsys, *TINY, *digits("--set", "rule.name=hebb", "--set", "rule.normalize=false",
                                            "--set", "rule.lr=1e30"), "--out", str(out), "--overwrite")
-    assert rc == 2 and not (out / "results.json").exists()
+    assert rc == 3 and not (out / "results.json").exists()
     rc, _ = run_cli(capsys, *TINY, *digits(), "--out", str(out), "--overwrite")
     assert rc == 0 and "other" not in (out / "results.json").read_text()
 

@@ -31,7 +31,7 @@ def config(**run):
         "network": {"layers": [{"channels": 6, "pool": 2, "delay_ms": 10.0},
                                {"kind": "dense", "channels": 5, "delay_ms": 30.0}]},
         "rule": {"name": "oja", "optimizer": "adam", "lr": 0.01, "competition": "kwta", "threshold_rate": 0.1},
-        "run": {"glimpses": 16, "check_every": 5, "progress": False, **run},
+        "run": {"events": 16, "check_every": 5, "progress": False, **run},
         "probe": {"train": 30, "test": 15},
     }
 
@@ -148,9 +148,9 @@ def test_divergence_names_layer_and_time_and_keeps_the_last_good_checkpoint(tmp_
     rc = main(["run", "--quiet", "--out", str(out), "--set", f"data.source={data_path('digits8x8.npz')}",
                "--set", "glimpse.patch=4", "--set", "network.layers=[{kind='dense', channels=4}]",
                "--set", "rule.name=hebb", "--set", "rule.normalize=false", "--set", "rule.lr=0.5",
-               "--set", "run.glimpses=400", "--set", "run.check_every=2", "--checkpoint-every", "4"])
+               "--set", "run.events=400", "--set", "run.check_every=2", "--checkpoint-every", "4"])
     err = capsys.readouterr().err
-    assert rc == 2 and "layer layer1 diverged at t = " in err and "ms (" in err
+    assert rc == 3 and "layer layer1 diverged at t = " in err and "ms (" in err
     assert "last good checkpoint" in err and "no results.json" in err
     assert not (out / "results.json").exists()
     state = io.load_torch(out / "checkpoint.pt")
@@ -200,13 +200,13 @@ def _final(out):
 
 
 def _kill_and_resume(tmp_path, capsys, stops, glimpses, every):
-    """The interrupted run is launched open-ended (run.glimpses = 10**6, so a kill never comes too late on a
+    """The interrupted run is launched open-ended (run.events = 10**6, so a kill never comes too late on a
     fast machine), stopped at each ``(event, signal)``, resumed, and finally resumed in process with
-    ``--set run.glimpses=N``: its science must equal an uninterrupted N-event run's, bit for bit."""
+    ``--set run.events=N``: its science must equal an uninterrupted N-event run's, bit for bit."""
     ref = tmp_path / "ref"
-    assert main(["run", *CLI_RUN, "--set", f"run.glimpses={glimpses}", "--out", str(ref)]) == 0
+    assert main(["run", *CLI_RUN, "--set", f"run.events={glimpses}", "--out", str(ref)]) == 0
     out = tmp_path / "run"
-    args = [*CLI_RUN, "--set", "run.glimpses=1000000", "--checkpoint-every", str(every), "--out", str(out)]
+    args = [*CLI_RUN, "--set", "run.events=1000000", "--checkpoint-every", str(every), "--out", str(out)]
     for event, sig in stops:
         proc = _cli(args)
         _, err = _stop_after(proc, out / "checkpoint.pt", event, sig)
@@ -218,7 +218,7 @@ def _kill_and_resume(tmp_path, capsys, stops, glimpses, every):
         args = ["--resume", str(out), "--quiet"]
     assert _event_of(out / "checkpoint.pt") < glimpses
     capsys.readouterr()
-    assert main(["run", *args, "--set", f"run.glimpses={glimpses}"]) == 0
+    assert main(["run", *args, "--set", f"run.events={glimpses}"]) == 0
     (r_ref, w_ref, h_ref), (r, w, h) = _final(ref), _final(out)
     assert r == r_ref
     for a, b in zip(w_ref, w):
@@ -240,11 +240,11 @@ def test_many_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, capsys):
 
 def test_resume_refuses_a_complete_run_and_extends_one(tmp_path, capsys):
     out = tmp_path / "run"
-    base = [*CLI_RUN, "--set", "run.glimpses=10", "--set", "network.layers=[{kind='dense', channels=4}]"]
+    base = [*CLI_RUN, "--set", "run.events=10", "--set", "network.layers=[{kind='dense', channels=4}]"]
     assert main(["run", *base, "--out", str(out)]) == 0
     assert main(["run", "--resume", str(out)]) == 2
     assert "already complete" in capsys.readouterr().err
     assert main(["run", "--resume", str(out), "--set", "rule.lr=1"]) == 2
     assert "cannot change when resuming" in capsys.readouterr().err
-    assert main(["run", "--resume", str(out), "--quiet", "--set", "run.glimpses=16"]) == 0
+    assert main(["run", "--resume", str(out), "--quiet", "--set", "run.events=16"]) == 0
     assert json.loads((out / "results.json").read_text())["events"] == 16

@@ -192,7 +192,7 @@ def small_config(**rule):
     return {"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 200, "test_limit": 100},
             "eye": {"batch": 8, "jump_prob": 0.3}, "network": {"preset": "tiny"},
             "rule": {"name": "clapp", "optimizer": "adam", "lr": 1e-3, **rule},
-            "run": {"glimpses": 30, "progress": False}, "probe": {"train": 100, "test": 50}}
+            "run": {"events": 30, "progress": False}, "probe": {"train": 100, "test": 50}}
 
 
 def test_modulator_forced_to_zero_learns_nothing_in_the_engine():

@@ -15,7 +15,7 @@ def run_cli(args, capsys):
 
 
 def small(source, *extra):
-    return ["--quiet", "--set", f"data.source={source}", "--set", "run.glimpses=40", "--set", "eye.batch=8",
+    return ["--quiet", "--set", f"data.source={source}", "--set", "run.events=40", "--set", "eye.batch=8",
             "--set", "probe.train=200", "--set", "probe.test=100", "--set", "network.preset=tiny", *extra]
 
 
@@ -56,7 +56,7 @@ def test_refuses_to_overwrite_another_run_and_names_bad_values(tmp_path, capsys)
     out = tmp_path / "run"
     out.mkdir()
     (out / "results.json").write_text("{}")
-    rc, _, err = run_cli(["run", "--set", "run.glimpses=1", "--out", str(out)], capsys)
+    rc, _, err = run_cli(["run", "--set", "run.events=1", "--out", str(out)], capsys)
     assert rc == 2 and "not empty" in err
     rc, _, err = run_cli(["run", "--set", "rule.name=nope", "--out", str(tmp_path / "x")], capsys)
     assert rc == 2 and "rule.name: unknown rule 'nope'" in err

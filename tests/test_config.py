@@ -27,7 +27,7 @@ def test_defaults_resolve_and_round_trip():
     ({"eye": {"jump_prob": 2}}, r"eye.jump_prob: must be in \[0, 1\]"),
     ({"data": {"modality": "smell"}}, "data.modality: unknown modality 'smell'"),
     ({"network": {"layers": [{"kind": "rnn"}]}}, r"network.layers\[0\].kind: unknown value 'rnn'"),
-    ({"run": {"glimpses": 0}}, "run.glimpses: must be > 0"),
+    ({"run": {"events": 0}}, "run.events: must be > 0"),
     ({"device": "tpu"}, "device: unknown value 'tpu'"),
     ({"glimpse": {"color": "sepia"}}, "glimpse.color: unknown value 'sepia'"),
     ({"probe": []}, "probe: expected a table"),

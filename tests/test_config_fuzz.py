@@ -33,7 +33,7 @@ VALUES = {
     ("rule", "competition"): st.sampled_from(["none", "kwta", "soft", "max"]),
     ("rule", "k"): st.integers(0, 12),
     ("rule", "bogus"): st.just(1),
-    ("run", "glimpses"): st.integers(0, 6),
+    ("run", "events"): st.integers(0, 6),
     ("run", "check_every"): st.integers(0, 3),
     ("run", "checkpoint_every"): st.integers(-1, 3),
     ("probe", "pool"): st.integers(0, 3),
@@ -58,7 +58,7 @@ LAYER = st.fixed_dictionaries({}, optional={
 def configs(draw):
     tree = {"data": {"source": str(data_path("digits8x8.npz")), "test_limit": 30},
             "glimpse": {"patch": 4}, "network": {"preset": "tiny"},
-            "eye": {"batch": 2}, "run": {"glimpses": 3, "progress": False},
+            "eye": {"batch": 2}, "run": {"events": 3, "progress": False},
             "probe": {"train": 30, "test": 20, "batch": 16}}
     for key in draw(st.lists(st.sampled_from(sorted(VALUES)), max_size=6, unique=True)):
         node = tree
@@ -78,7 +78,7 @@ def test_any_config_runs_or_fails_with_a_documented_error(tree):
     except SaccadeSimError as exc:
         assert str(exc)  # a message, never empty
         return
-    assert results["events"] == tree["run"]["glimpses"]
+    assert results["events"] == tree["run"]["events"]
     json.dumps(results)  # the results tree is always serialisable
 
 

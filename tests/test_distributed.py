@@ -96,7 +96,7 @@ def config(source: str, sync_every: int = 1) -> dict:
     return {"data": {"source": source, "train_limit": 400},
             "eye": {"batch": 8, "shards": 4, "jump_prob": 0.2},
             "network": {"preset": "small"}, "rule": {"name": "oja", "lr": 0.05},
-            "run": {"glimpses": 24, "progress": False},
+            "run": {"events": 24, "progress": False},
             "probe": {"train": 60, "test": 30}, "distributed": {"sync_every": sync_every}}
 
 
@@ -153,7 +153,7 @@ def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_on
             joined = torch.cat([saved["rule"][name][s] for s in range(4)], 1)
             torch.testing.assert_close(joined, getattr(agent.rule, name).cpu(), rtol=1e-4, atol=1e-5)
 
-    longer = {**cfg, "run": {**cfg["run"], "glimpses": 40}}
+    longer = {**cfg, "run": {**cfg["run"], "events": 40}}
     resumed, straight = Experiment(longer), Experiment(longer)
     resumed.load_state_dict(ckpt)
     resumed.simulate()

@@ -107,7 +107,7 @@ def test_layer_agents_see_glimpses_after_their_conduction_delay():
 
     exp = Experiment({"data": {"source": "natural", "crops_per_photo": 10}, "network": {"layers": [
         {"channels": 4, "delay_ms": 5.0}, {"channels": 4, "delay_ms": 7.0}]}, "probe": {"enabled": False},
-        "run": {"glimpses": 3, "progress": False}})
+        "run": {"events": 3, "progress": False}})
     times = {0: [], 1: [], 2: []}
     for c in times:
         exp.simulation.every(1, lambda g, c=c: times[c].append(exp.simulation.env.now), channel=c)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_custom_rule_example_runs_on_real_digits(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_rule.py"), "--data",
-                           str(data_path("mnist5k.npz")), "--glimpses", "30", "--out", str(out)],
+                           str(data_path("mnist5k.npz")), "--events", "30", "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "layer2" in proc.stdout

@@ -132,7 +132,7 @@ def test_experiment_calibrates_the_random_baseline_and_adapts_only_the_learning_
 
     exp = Experiment({"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 200, "test_limit": 50},
                       "eye": {"batch": 4}, "network": {"preset": "small"}, "rule": {"name": "oja"},
-                      "run": {"glimpses": 5, "progress": False}, "probe": {"enabled": False}})
+                      "run": {"events": 5, "progress": False}, "probe": {"enabled": False}})
     start = exp.layers[0].transmit_mean.clone()
     assert float(start.abs().min()) > 0 and torch.equal(exp.initial_layers[0].transmit_mean, start)
     exp.simulate()

@@ -23,7 +23,7 @@ def test_rule_learns_on_modality(tmp_path, modality, rule):
     np.savez(tmp_path / "d.npz", y=np.arange(24) % 2, **arrays)
     exp = Experiment({"data": {"modality": modality, "source": str(tmp_path / "d.npz")}, "glimpse": glimpse,
                       "network": {"preset": "tiny"}, "rule": {"name": rule}, "eye": {"batch": 4, "jump_prob": 0.2},
-                      "run": {"glimpses": 12, "progress": False}, "probe": {"enabled": False}})
+                      "run": {"events": 12, "progress": False}, "probe": {"enabled": False}})
     before = [layer.weight.detach().clone() for layer in exp.layers]
     exp.run()
     for b, layer in zip(before, exp.layers):

@@ -50,7 +50,7 @@ def test_sampling_schedule_in_events_and_in_ms():
 
 def small_config(**record):
     return {"data": {"source": str(data_path("digits8x8.npz"))}, "glimpse": {"patch": 4},
-            "eye": {"batch": 4}, "network": {"preset": "tiny"}, "run": {"glimpses": 23, "progress": False},
+            "eye": {"batch": 4}, "network": {"preset": "tiny"}, "run": {"events": 23, "progress": False},
             "probe": {"enabled": False}, "record": record}
 
 

@@ -33,7 +33,7 @@ def test_an_installed_modality_plugin_runs_through_the_cli(tmp_path, monkeypatch
     out = tmp_path / "run"
     rc = main(["run", "--quiet", "--out", str(out), "--set", "data.modality=rows", "--set", "data.source=bars",
                "--set", "glimpse.rows=4", "--set", "network.preset=dense", "--set", "rule.name=oja",
-               "--set", "run.glimpses=30", "--set", "eye.batch=8"])
+               "--set", "run.events=30", "--set", "eye.batch=8"])
     assert rc == 0 and "layer1" in capsys.readouterr().out
     r = json.loads((out / "results.json").read_text())
     assert r["modality"] == "rows" and r["classes"] == ["top", "bottom"] and r["events"] == 30

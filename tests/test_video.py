@@ -79,7 +79,7 @@ def test_npz_clips_of_the_wrong_shape_are_named(tmp_path):
 
 def cli(out, *sets):
     args = ["run", "--quiet", "--out", str(out), "--set", "data.modality=video", "--set", "network.preset=tiny",
-            "--set", "rule.name=oja", "--set", "run.glimpses=20", "--set", "eye.batch=8"]
+            "--set", "rule.name=oja", "--set", "run.events=20", "--set", "eye.batch=8"]
     for s in sets:
         args += ["--set", s]
     return main(args)

@@ -25,7 +25,7 @@ def test_miconi_net_trains_on_whitened_cifar_with_its_interventions():
     exp = Experiment({"data": {"source": str(data_path("cifar10_5k.npz")), "normalize": "zca", "train_limit": 200},
                       "glimpse": {"patch": 32}, "network": {"preset": "miconi_pruned"},
                       "rule": {"name": "instar", "lr": 0.05, "competition": "kwta", "k": 5, "threshold_rate": 0.01},
-                      "eye": {"batch": 4}, "run": {"glimpses": 3, "progress": False}, "probe": {"enabled": False}})
+                      "eye": {"batch": 4}, "run": {"events": 3, "progress": False}, "probe": {"enabled": False}})
     exp.run()
     first, second, _ = exp.layers
     assert second.mask is not None and float(second.weight.detach()[second.mask == 0].abs().max()) == 0.0
@@ -38,7 +38,7 @@ def test_sphere_run_through_the_cli_writes_its_head_into_the_checkpoint(tmp_path
     out = tmp_path / "run"
     rc = main(["run", "--quiet", "--set", f"data.source={data_path('digits8x8.npz')}", "--set", "glimpse.patch=8",
                "--set", "network.preset=tiny", "--set", "rule.name=sphere", "--set", "rule.optimizer=adamw",
-               "--set", "rule.lr=0.001", "--set", "run.glimpses=5", "--set", "probe.train=100",
+               "--set", "rule.lr=0.001", "--set", "run.events=5", "--set", "probe.train=100",
                "--set", "probe.test=50", "--out", str(out)])
     assert rc == 0 and "layer1" in capsys.readouterr().out
     state = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -62,7 +62,7 @@ def test_short_run_beats_random_weights(label):
     for seed in range(3):
         exp = Experiment({"seed": seed, "data": {"source": str(data_path("mnist5k.npz"))},
                           "network": {"layers": [{"channels": 8, "kernel": 5, "pool": 2}]}, "rule": LEARNS[label],
-                          "run": {"glimpses": 600, "progress": False}, "probe": {"train": 600, "test": 400, "pool": 1}})
+                          "run": {"events": 600, "progress": False}, "probe": {"train": 600, "test": 400, "pool": 1}})
         probe = exp.run()["probe"]
         gains.append(probe["layers"]["layer1"] - probe["baselines"]["random"]["layer1"])
     assert sum(gains) / len(gains) > 0, gains  # measured means: +0.005 (softhebb) to +0.032 (activation)
