@@ -109,7 +109,7 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
             raise Interrupted(f"stopped at event {exp.eye.event} of {exp.config.run.events} "
                               f"(t = {exp.eye.time:.0f} ms); checkpoint written to {out / CHECKPOINT}; "
                               f"continue with: saccade-sim run --resume {out}")
-    results = exp.run(progress=False)
+    results = exp.run()  # the simulation is done: this probes (with a bar when run.progress)
     exp.save(out)
     return results
 

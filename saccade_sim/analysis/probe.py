@@ -7,7 +7,7 @@ penalty chosen by leave-one-out on that split, and scored on a test split it nev
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,10 @@ LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative
 
 @torch.no_grad()
 def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
-                  pool: int = 2, aggregate: str = "concat", batch: int = 64) -> list[torch.Tensor]:
-    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU."""
+                  pool: int = 2, aggregate: str = "concat", batch: int = 64,
+                  tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
+    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU (``tick()`` after
+    each batch of ``batch`` stimuli)."""
     g = modality.space.grid.shape[0]
     out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
     for chunk in idx.split(batch):
@@ -38,6 +40,7 @@ def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tens
             r = r.reshape(n, g, -1)
             r = r.mean(1) if aggregate == "mean" else r.reshape(n, -1)
             out[i].append(r.double().cpu())
+        tick()
     return [torch.cat(o) for o in out]
 
 
