@@ -20,25 +20,9 @@ from .errors import DivergenceError, Interrupted, SaccadeSimError
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def format_probe_table(results: dict[str, Any]) -> str:
-    """The per-layer probe table: trained accuracy next to the random-weights and raw-input baselines."""
-    probe = results.get("probe") or {}
-    if not probe:
-        return "(probe disabled)"
-    rows = [("representation", "trained", "random weights")]
-    rows.append(("input (raw glimpses)", f"{probe['baselines']['input']:.3f}", ""))
-    for name, acc in probe["layers"].items():
-        rows.append((name, f"{acc:.3f}", f"{probe['baselines']['random'][name]:.3f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"(test accuracy, {probe['n_test']} held-out stimuli; probe trained on {probe['n_train']}; "
-                 f"chance {probe['chance']:.3f})")
-    return "\n".join(lines)
-
-
 def _run(args: argparse.Namespace) -> int:
     from . import checkpoint, distributed
+    from .analysis.probe import probe_table
     from .config import load
     from .errors import ConfigError
     from .experiment import Experiment
@@ -71,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         distributed.shutdown()
     if not world.is_main:
         return 0
-    print(format_probe_table(results))
+    print(probe_table(results))
     probes = results["probe_wall_s"] + results["decoding_wall_s"]
     print(f"{results['glimpses']} glimpses ({results['events']} events, {results['sim_time_ms'] / 1000:.1f} s "
           f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s (probes: "
@@ -97,8 +81,9 @@ def _analyze(args: argparse.Namespace) -> int:
 
     summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units, progress=not args.quiet)
     for name, layer in summary["layers"].items():
-        print(f"{name} {layer['field_kind']} {layer['field_shape']}: mean Gabor R2 {layer['gabor_r2'][0]} "
-              f"(random weights {layer['gabor_r2'][1]}), mean OSI {layer['osi'][0]} (random {layer['osi'][1]})")
+        stats = (f"mean Gabor R2 {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean OSI "
+                 f"{layer['osi'][0]} (random {layer['osi'][1]})") if "orientation" not in layer else layer["orientation"]
+        print(f"{name} {layer['field_kind']} {layer['field_shape']}: {stats}")
     print(f"plots and report.md written into {args.run_dir}")
     return 0
 

@@ -143,6 +143,14 @@ class RecordConfig:
 
 
 @dataclass
+class LogConfig:
+    """Live logs in the run folder, written while the run goes (``[log]``)."""
+
+    tensorboard: bool = False  #: TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package)
+    csv: bool = False  #: RUN_DIR/history.csv, one line per history entry (every run.check_every events)
+
+
+@dataclass
 class Config:
     seed: int = 0
     device: str = "cpu"
@@ -157,6 +165,7 @@ class Config:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved tree, plugin options merged back into their tables (what ``config.json`` holds)."""
@@ -246,7 +255,8 @@ def _with_plugin(table: dict, base: type, registry, path: str, selector: str):
     return base_obj, build(options_cls, rest, path)
 
 
-TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record")
+TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record",
+            "log")
 
 
 def resolve(raw: dict[str, Any]) -> Config:
@@ -280,6 +290,7 @@ def resolve(raw: dict[str, Any]) -> Config:
         probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
         distributed=build(DistributedConfig, raw.get("distributed", {}), "distributed"),
         record=build(RecordConfig, raw.get("record", {}), "record"),
+        log=build(LogConfig, raw.get("log", {}), "log"),
     )
     _check_values(cfg)
     return cfg

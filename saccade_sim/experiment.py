@@ -69,15 +69,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Experiment:
-    """Everything one run needs, built from a :class:`Config` (or a TOML-shaped dict)."""
+    """Everything one run needs, built from a :class:`Config` (or a TOML-shaped dict).
 
-    def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
+    ``train`` (and optionally ``test``): map-style torch datasets of (stimulus, label) pairs to use instead of
+    ``data.source`` (which then reads ``python:CLASSNAME``; see :func:`saccade_sim.datasets.from_dataset`)."""
+
+    def __init__(self, config: Config | dict[str, Any] | None = None, train: Any = None, test: Any = None) -> None:
         cfg = config if isinstance(config, Config) else resolve(config or {})
+        if train is not None:
+            cfg.data.source = f"python:{type(train).__name__}"
         self.config = cfg
         self.world = distributed.world()
         self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
-        self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
+        self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed, train, test)
         train = modality_cls.prepare(self.split.train, cfg.glimpse)
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
         if cfg.data.normalize in ("standard", "zca"):
@@ -121,6 +126,8 @@ class Experiment:
         self.decoding: list[dict[str, Any]] = []  #: per-layer probe accuracy over simulated time
         self.wall_s = 0.0  #: seconds simulating, the in-run probes excluded
         self.decoding_wall_s = 0.0  #: seconds spent in the in-run probes (``probe.every_ms``)
+        #: called as ``log(kind, entry)`` with each history entry, in-run probe and the final results
+        self.loggers: list[Callable[[str, dict[str, Any]], None]] = []
 
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
@@ -180,6 +187,20 @@ class Experiment:
             for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
                 entry[f"{agent.name}/{k}"] = v
         self.history.append(entry)
+        self._log("history", entry)
+
+    def _log(self, kind: str, entry: dict[str, Any]) -> None:
+        for log in self.loggers:
+            log(kind, entry)
+
+    def log_to(self, out: str | Path) -> None:
+        """Write live logs into ``out`` as ``[log]`` asks (TensorBoard events, history.csv) from now on; the run
+        folder of ``saccade-sim run`` gets them without this call."""
+        from .logs import RunLog
+
+        if self.world.is_main:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            self.loggers.append(RunLog(out, self.config.log, self.eye.event, self.history))
 
     def simulate(self, events: int | None = None, progress: bool | None = None,
                  stop: Callable[[], bool] = lambda: False, pause_every: int = 0,
@@ -250,6 +271,7 @@ class Experiment:
         self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
                               **{a.name: acc for a, acc in zip(self.agents, scores)}})
         self.decoding_wall_s += time.perf_counter() - start
+        self._log("decoding", self.decoding[-1])
 
     def probe(self, progress: bool = False) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
@@ -272,6 +294,7 @@ class Experiment:
         show = self.config.run.progress if progress is None else progress
         probe = self.probe(show) if self.config.probe.enabled and self.world.is_main else {}
         self.results = self._results(probe, time.perf_counter() - start)
+        self._log("results", self.results)
         return self.results
 
     def _results(self, probe: dict[str, Any], probe_wall_s: float) -> dict[str, Any]:

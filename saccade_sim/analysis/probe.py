@@ -88,3 +88,21 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     pred = ((x_test @ x_train.T) @ alpha + y_mean).argmax(1)
     return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
             "loo_accuracy": float(loo_acc[best])}
+
+
+def probe_table(results: dict[str, Any]) -> str:
+    """The per-layer probe table of a ``results.json`` tree: trained accuracy next to the random-weights and
+    raw-input baselines."""
+    probe = results.get("probe") or {}
+    if not probe:
+        return "(probe disabled)"
+    rows = [("representation", "trained", "random weights")]
+    rows.append(("input (raw glimpses)", f"{probe['baselines']['input']:.3f}", ""))
+    for name, acc in probe["layers"].items():
+        rows.append((name, f"{acc:.3f}", f"{probe['baselines']['random'][name]:.3f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"(test accuracy, {probe['n_test']} held-out stimuli; probe trained on {probe['n_train']}; "
+                 f"chance {probe['chance']:.3f})")
+    return "\n".join(lines)
