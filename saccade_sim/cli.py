@@ -8,12 +8,15 @@ first when the run had started)."""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from .compat import UnusableTorch, require_torch
 from .errors import DivergenceError, Interrupted, SaccadeSimError
+from .provenance import COMMAND_VARIABLE
 
 #: exit statuses: 0 done, 2 usage / configuration / data error, 3 a layer diverged (a result, not a typo),
 #: 130 interrupted (a checkpoint was written first when the run had started)
@@ -166,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = os.environ.get(COMMAND_VARIABLE)
+    os.environ[COMMAND_VARIABLE] = shlex.join(["saccade-sim", *argv])  # provenance of every run it starts
+    try:
+        return _main(argv)
+    finally:
+        if previous is None:
+            os.environ.pop(COMMAND_VARIABLE, None)
+        else:
+            os.environ[COMMAND_VARIABLE] = previous
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         require_torch()

@@ -307,8 +307,8 @@ def from_dataset(train, test, modality: type[Modality], cfg: DataConfig, rng: np
             check_values(x, f"{where}[{i}]")
             return x
 
-        return RawStimuli(Deferred(read, range(len(ds))), dataset_labels(ds, where),
-                          names=[f"{where}[{i}]" for i in range(len(ds))])
+        labels = dataset_labels(ds, where)  # first: it checks that ds is a map-style dataset
+        return RawStimuli(Deferred(read, range(len(ds))), labels, names=[f"{where}[{i}]" for i in range(len(ds))])
 
     whole = raw(train, "train dataset")
     if test is None:

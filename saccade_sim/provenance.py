@@ -1,4 +1,5 @@
-"""Where a result came from: the code, the software stack, the machine, the date and the command line.
+"""Where a result came from: the code, the software stack, the machine, the date and the command line
+(torch is imported only when a record is made).
 
 ``results.json`` carries :func:`collect`'s record under ``provenance``, so that a table built from run
 folders can say which code and which torch produced each figure.
@@ -14,10 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import __version__
 
+COMMAND_VARIABLE = "SACCADE_SIM_COMMAND"
 SOURCE = Path(__file__).resolve().parent  #: the package's own folder (a git work tree in a developer install)
 
 
@@ -47,15 +47,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device) -> str:
     """``'NVIDIA H200'`` for a CUDA device, the CPU model with its core count for the CPU."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
-def collect(device: torch.device) -> dict[str, Any]:
-    """Version, git commit, Python / torch / CUDA / cuDNN versions, device, threads, date (UTC), command line."""
+def collect(device) -> dict[str, Any]:
+    """Version, git commit, Python / torch / CUDA / cuDNN versions, device (a ``torch.device``), threads, date
+    (UTC), command line."""
+    import torch
+
     git = git_commit()
     return {
         "saccade_sim": __version__,
@@ -69,12 +74,22 @@ def collect(device: torch.device) -> dict[str, Any]:
         "device_name": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": shlex.join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]),
+        "command": command(),
     }
+
+
+def command() -> str:
+    """The command line: what the CLI put in ``$SACCADE_SIM_COMMAND`` while it runs (inherited by sweep
+    workers), else this process's ``sys.argv``."""
+    if os.environ.get(COMMAND_VARIABLE):
+        return os.environ[COMMAND_VARIABLE]
+    return shlex.join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])
 
 
 def version_line() -> str:
     """What ``saccade-sim --version`` prints: this package's version and the stack it runs on."""
+    import torch
+
     cuda = (f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s) visible" if torch.cuda.is_available()
             else f"CUDA {'build ' + torch.version.cuda + ', no GPU visible' if torch.version.cuda else 'none (CPU build)'}")
     return f"saccade-sim {__version__} (torch {torch.__version__}, {cuda}; Python {platform.python_version()})"
