@@ -2,7 +2,7 @@
 import re
 import subprocess
 import sys
-import tomllib
+from saccade_sim.config import tomllib  # tomli on Python 3.10
 from pathlib import Path
 
 import pytest
