@@ -31,7 +31,8 @@ class RunLog:
             except ImportError:
                 raise ConfigError("log.tensorboard: needs the tensorboard package "
                                   "(pip install 'saccade-sim[tensorboard]')") from None
-            self.writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=event or None)
+            # what a killed run logged after its checkpoint (at event `event`) is dropped
+            self.writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=event + 1 if event else None)
         self.csv_file = self.csv = None
         if cfg.csv:
             self.csv_file = open(out / HISTORY_CSV, "w", newline="")

@@ -40,3 +40,19 @@ def test_a_bar_writes_few_whole_lines_into_a_log(capsys, monkeypatch):
     assert "\r" not in err
     lines = err.splitlines()
     assert 1 <= len(lines) <= 3 and lines[-1].startswith("work: 100%")
+
+
+def test_an_extended_run_continues_its_logs_without_repeating_steps(tmp_path):
+    out = tmp_path / "run"
+    common = ["--quiet", "--set", "run.check_every=10", "--set", "log.tensorboard=true", "--set", "log.csv=true"]
+    assert main(["run", *common, "--out", str(out), "--set", f"data.source={data_path('mnist5k.npz')}",
+                 "--set", "run.events=20", "--set", "eye.batch=8", "--set", "probe.train=80",
+                 "--set", "probe.test=50", "--set", "network.preset=tiny"]) == 0
+    assert main(["run", "--quiet", "--resume", str(out), "--set", "run.events=30"]) == 0
+    assert [int(r["event"]) for r in csv.DictReader(open(out / "history.csv"))] == [10, 20, 30]
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert sorted(e.step for e in events.Scalars("layer1/update")) == [10, 20, 30]
