@@ -43,22 +43,24 @@ class FieldAxes:
         return cls("time (ms)", "mel band", ms_per_frame, 1.0, "lower")
 
 
-def field_images(fields: np.ndarray) -> tuple[np.ndarray, float, str]:
+def field_images(fields: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, float, str]:
     """[U, C, h, w] -> (what to draw, the shared scale m, how): one signed grey image per unit for C != 3
     (C > 1, e.g. a video field's frames: their mean), drawn in [-m, m]; for C = 3 an RGB image 0.5 + f / 2m
-    (grey = 0). m = max |f| over all units, so the fields are compared on one scale."""
+    (grey = 0). m = ``scale``, or max |f| over all units, so the fields are compared on one scale."""
     f = np.asarray(fields, dtype=np.float64)
-    m = float(np.abs(f).max()) or 1.0
+    m = scale or float(np.abs(f).max()) or 1.0
     if f.shape[1] == 3:
         return np.clip(0.5 + f.transpose(0, 2, 3, 1) / (2 * m), 0, 1), m, "RGB, grey = 0"
     how = "mean over the field's channels (frames)" if f.shape[1] > 1 else ""
     return f.mean(1), m, how
 
 
-def _field_panel(panel, fields: np.ndarray, title: str, axes: FieldAxes, quantity: str) -> None:
-    """One panel (a subfigure): a grid of unit fields on one signed colour scale, with its colour bar."""
+def _field_panel(panel, fields: np.ndarray, title: str, axes: FieldAxes, quantity: str, scale: float,
+                 bar: bool) -> None:
+    """One panel (a subfigure): a grid of unit fields on the signed colour scale [-scale, scale], with the
+    colour bar when ``bar``."""
     shown = fields[:MAX_FIELDS]
-    images, m, how = field_images(shown)
+    images, m, how = field_images(shown, scale)
     cols = int(np.ceil(np.sqrt(len(images))))
     rows = int(np.ceil(len(images) / cols))
     grid = np.atleast_2d(panel.subplots(rows, cols, squeeze=False))
@@ -81,24 +83,29 @@ def _field_panel(panel, fields: np.ndarray, title: str, axes: FieldAxes, quantit
             ax.set_yticks([])
     more = f"; first {len(shown)} of {len(fields)}" if len(fields) > len(shown) else ""
     panel.suptitle(f"{title} ({how}{'; ' if how else ''}{len(shown)} units{more})", fontsize=9)
+    if not bar:
+        return
     if images.ndim == 3:
-        bar = panel.colorbar(im, ax=grid.ravel().tolist(), shrink=0.7, pad=0.02)
-        bar.set_label(f"{quantity} (one scale for all units; 0 = white)", fontsize=7)
+        colour_bar = panel.colorbar(im, ax=grid.ravel().tolist(), shrink=0.7, pad=0.02)
+        colour_bar.set_label(f"{quantity} (one scale for every unit, trained and random; 0 = white)", fontsize=9)
     else:
-        panel.text(0.5, 0.005, f"shared scale: ±{m:.3g} maps to the full colour range", ha="center", fontsize=7)
+        panel.text(0.5, 0.005, f"one scale for every unit, trained and random: ±{m:.3g} maps to the full colour "
+                   "range", ha="center", fontsize=8)
 
 
 def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, random: np.ndarray,
                      stats: dict[str, np.ndarray], axes: FieldAxes, not_fitted: str = "",
                      quantity: str = "weight") -> str:
-    """Trained and random-weights fields side by side, each on a shared signed colour scale with its colour
-    bar, and below them the histograms of the Gabor-fit R^2 and the orientation selectivity index (or, when
-    they do not apply, ``not_fitted``: the reason)."""
-    fig = plt.figure(figsize=(12, 9.5), layout="constrained")
+    """Trained and random-weights fields side by side on one signed colour scale (m = max |field| over the
+    units drawn in both) with one colour bar, and below them the histograms of the Gabor-fit R^2 and the
+    orientation selectivity index (or, when they do not apply, ``not_fitted``: the reason, in a short row)."""
+    bottom_height = 0.25 if not_fitted else 1.0
+    fig = plt.figure(figsize=(12, 7.2 + 2.3 * bottom_height), layout="constrained")
     fig.suptitle(title)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3, 1])
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3, bottom_height])
+    scale = max(float(np.abs(f[:MAX_FIELDS]).max()) for f in (trained, random)) or 1.0
     for panel, fields, name in zip(top.subfigures(1, 2), (trained, random), ("trained", "random weights")):
-        _field_panel(panel, fields, name, axes, quantity)
+        _field_panel(panel, fields, name, axes, quantity, scale, bar=fields is random)
     hist = bottom.subplots(1, 2)
     for a, key, label in ((hist[0], "r2", "Gabor fit R$^2$"), (hist[1], "osi", "orientation selectivity index")):
         if not_fitted:
@@ -109,7 +116,8 @@ def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, rand
         bins = np.linspace(0, 1, 21)
         for who, name in (("trained", "trained"), ("random", "random weights")):
             v = stats[f"{who}_{key}"]
-            a.hist(np.clip(v[np.isfinite(v)], 0, 1), bins, alpha=0.6, label=f"{name} (n = {np.isfinite(v).sum()})")
+            a.hist(np.clip(v[np.isfinite(v)], 0, 1), bins, histtype="step", lw=2,
+                   label=f"{name} (n = {np.isfinite(v).sum()})")
         a.set(xlabel=label, ylabel="units")
         a.legend(fontsize=8)
     return save(fig, out, stem, {"trained_fields": trained, "random_fields": random, **stats})
@@ -155,8 +163,9 @@ def _class_ticks(ax, labels: np.ndarray, names: list[str]) -> None:
     classes = [names[int(labels[int(np.ceil(e + 0.5))])] if names else str(labels[int(np.ceil(e + 0.5))])
                for e in edges[:-1]]
     if len(classes) <= 20:
-        ax.set_xticks(centres, classes, rotation=90, fontsize=6)
-        ax.set_yticks(centres, classes, fontsize=6)
+        short = max(len(c) for c in classes) <= 2
+        ax.set_xticks(centres, classes, rotation=0 if short else 90, fontsize=8 if short else 6)
+        ax.set_yticks(centres, classes, fontsize=8 if short else 6)
     else:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -183,7 +192,7 @@ def similarity(out: Path, rsms: dict[str, np.ndarray], names: list[str], table: 
         for j in range(len(names)):
             colour = "k" if rsa_im.norm(table[i, j]) > 0.6 else "w"
             ax[-1].text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=9, color=colour)
-    fig.colorbar(rsa_im, ax=ax[-1], shrink=0.8)
+    fig.colorbar(rsa_im, ax=ax[-1], shrink=0.8, label="Spearman correlation between RSMs")
     return save(fig, out, "similarity", {"names": np.array(names), "rsa": table, "labels": labels,
                                          **{f"rsm_{k}": v for k, v in rsms.items()}})
 
@@ -197,13 +206,16 @@ def population(out: Path, stats: dict[str, dict[str, float]]) -> str:
     for a, key in zip(ax, keys):
         for dx, who, name in ((-0.2, "trained", "trained"), (0.2, "random", "random weights")):
             values = [stats[n][f"{who}_{key}"] for n in layers]
-            bars = a.bar(x + dx, values, 0.4, label=name)
-            a.bar_label(bars, fmt="%.2f", fontsize=7)
+            bars = a.bar(x + dx, values, 0.4, label=name, color="C0" if who == "trained" else "C1")
+            a.bar_label(bars, fmt="%.2f", fontsize=8)
         a.set(xticks=x, title=key.replace("_", " "))
         a.set_xticklabels(layers)
         a.margins(y=0.15)
-        a.legend(fontsize=7)
-    fig.tight_layout()
+    for a in ax[:2]:
+        a.set_ylabel("Vinje-Gallant S (0 = dense, 1 = one-hot)")
+    ax[2].set_ylabel("effective number of dimensions")
+    fig.legend(*ax[0].get_legend_handles_labels(), loc="upper center", ncols=2, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return save(fig, out, "population", {f"{w}_{k}": [stats[n][f"{w}_{k}"] for n in layers]
                                          for k in keys for w in ("trained", "random")} | {"layers": layers})
 

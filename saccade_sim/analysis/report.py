@@ -193,7 +193,7 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
             fit = (f"mean Gabor R² {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean orientation "
                    f"selectivity {layer['osi'][0]} (random {layer['osi'][1]}), over the first {n_fit} units that are "
                    f"not flat (flat, e.g. silent: {layer['flat_fields'][0]} vs {layer['flat_fields'][1]})")
-        entries.append((png, f"{name} receptive fields ({how}), trained vs random weights, each on one signed "
+        entries.append((png, f"{name} receptive fields ({how}), trained vs random weights, both on one signed "
                              f"colour scale; {fit}."))
 
     probe = {}
