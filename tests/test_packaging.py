@@ -20,6 +20,7 @@ def test_version_licence_and_citation_agree():
     citation = (ROOT / "CITATION.cff").read_text()
     assert re.search(r"^version: (\S+)$", citation, re.M).group(1) == saccade_sim.__version__
     assert "license: MIT" in citation
+    assert all((ROOT / page).exists() for page in re.findall(r"docs/[\w/]+\.md", citation))  # its references
     from importlib.metadata import version
 
     assert version("saccade-sim") == saccade_sim.__version__
