@@ -1,6 +1,6 @@
 """A simulation script: plug a custom rule and a custom saccade policy into saccade-sim, run, probe.
 
-    python examples/custom_rule.py [--data PATH] [--glimpses N] [--out DIR]
+    python examples/custom_rule.py [--data PATH] [--events N] [--out DIR]
 """
 from __future__ import annotations
 
