@@ -32,7 +32,7 @@ def test_analyze_writes_every_plot_its_data_and_an_index(tmp_path, capsys):
     assert "![learning curve](learning_curve.png)" in report
     results = json.loads((out / "results.json").read_text())
     assert f"layer1                {results['probe']['layers']['layer1']:.3f}" in report  # the probe table
-    assert "| rule | name = instar," in report and "## Provenance" in report
+    assert "| rule | name = instar," in report and 'root = "",' in report and "## Provenance" in report
     curve = np.load(out / "decoding_curve.npz")
     assert curve["layer1_time_s"].tolist() == [0.0, 2.0, 4.0]  # random weights at t = 0, the in-run probes
     assert curve["layer1_accuracy"][0] == results["probe"]["baselines"]["random"]["layer1"]

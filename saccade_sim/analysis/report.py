@@ -126,11 +126,12 @@ def longest_visit(exp, events: int) -> tuple[int, np.ndarray, int, int]:
 
 
 def settings_table(cfg: dict[str, Any]) -> list[str]:
-    """The run's settings as a markdown table, one line per section (every key; config.json has them too)."""
+    """The run's settings as a markdown table, one line per section (every key, an empty string as ``""``;
+    config.json has them too)."""
     lines = ["| section | settings |", "|---|---|", f"| top | seed = {cfg['seed']}, device = {cfg['device']} |"]
     for section in ("data", "glimpse", "eye", "network", "rule", "run", "probe"):
         values = cfg.get(section) or {}
-        text = ", ".join(f"{k} = {json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()
+        text = ", ".join(f"{k} = {v if isinstance(v, str) and v else json.dumps(v)}" for k, v in values.items()
                          if not (section == "network" and (k == "layers") != bool(values.get("layers"))
                                  and k in ("layers", "preset")))
         lines.append(f"| {section} | {text.replace('|', '/')} |")
