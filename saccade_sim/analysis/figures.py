@@ -83,14 +83,9 @@ def _field_panel(panel, fields: np.ndarray, title: str, axes: FieldAxes, quantit
             ax.set_yticks([])
     more = f"; first {len(shown)} of {len(fields)}" if len(fields) > len(shown) else ""
     panel.suptitle(f"{title} ({how}{'; ' if how else ''}{len(shown)} units{more})", fontsize=9)
-    if not bar:
-        return
-    if images.ndim == 3:
+    if bar and images.ndim == 3:  # signed grey-scale fields (for RGB ones the figure title states the scale)
         colour_bar = panel.colorbar(im, ax=grid.ravel().tolist(), shrink=0.7, pad=0.02)
         colour_bar.set_label(f"{quantity} (one scale for every unit, trained and random; 0 = white)", fontsize=9)
-    else:
-        panel.text(0.5, 0.005, f"one scale for every unit, trained and random: ±{m:.3g} maps to the full colour "
-                   "range", ha="center", fontsize=8)
 
 
 def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, random: np.ndarray,
@@ -101,9 +96,10 @@ def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, rand
     orientation selectivity index (or, when they do not apply, ``not_fitted``: the reason, in a short row)."""
     bottom_height = 0.25 if not_fitted else 1.0
     fig = plt.figure(figsize=(12, 7.2 + 2.3 * bottom_height), layout="constrained")
-    fig.suptitle(title)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3, bottom_height])
     scale = max(float(np.abs(f[:MAX_FIELDS]).max()) for f in (trained, random)) or 1.0
+    rgb = f"\n(RGB: ±{scale:.3g} maps to the full range of each channel for every unit, trained and random; grey = 0)"
+    fig.suptitle(title + (rgb if trained.shape[1] == 3 else ""))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3, bottom_height])
     for panel, fields, name in zip(top.subfigures(1, 2), (trained, random), ("trained", "random weights")):
         _field_panel(panel, fields, name, axes, quantity, scale, bar=fields is random)
     hist = bottom.subplots(1, 2)
@@ -113,11 +109,13 @@ def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, rand
                    wrap=True, transform=a.transAxes)
             a.set_axis_off()
             continue
-        bins = np.linspace(0, 1, 21)
+        values, names = [], []
         for who, name in (("trained", "trained"), ("random", "random weights")):
             v = stats[f"{who}_{key}"]
-            a.hist(np.clip(v[np.isfinite(v)], 0, 1), bins, histtype="step", lw=2,
-                   label=f"{name} (n = {np.isfinite(v).sum()})")
+            flat = int((~np.isfinite(v)).sum())
+            values.append(np.clip(v[np.isfinite(v)], 0, 1))
+            names.append(f"{name} (n = {len(values[-1])}" + (f"; {flat} flat, not fitted)" if flat else ")"))
+        a.hist(values, np.linspace(0, 1, 21), label=names, color=["C0", "C1"])  # side by side in each bin
         a.set(xlabel=label, ylabel="units")
         a.legend(fontsize=8)
     return save(fig, out, stem, {"trained_fields": trained, "random_fields": random, **stats})

@@ -41,16 +41,24 @@ def load_run(run_dir: str | Path, train: Any = None, test: Any = None):
     return exp
 
 
+#: a field whose spatial variation holds at most this fraction of its energy, var(f) <= FLAT * mean(f^2), is
+#: flat (silent or uniform): a Gabor of vanishing frequency would fit it with R^2 near 1, which says nothing
+FLAT = 0.01
+
+
 def field_stats(fields: np.ndarray, max_units: int, tick: Callable[[], Any] = lambda: None) -> dict[str, np.ndarray]:
-    """Gabor fit R^2, fitted orientation and OSI of the first ``max_units`` fields [U, C, h, w]."""
+    """Gabor fit R^2, fitted orientation and OSI of the first ``max_units`` fields [U, C, h, w]; NaN for the
+    flat ones (:data:`FLAT`), which are not fitted."""
     gray = to_gray(fields[:max_units])
+    flat = gray.var((1, 2)) <= FLAT * (gray ** 2).mean((1, 2))
     tuning, theta = orientation_tuning(gray)
     fits = []
-    for f in gray:
-        fits.append(fit_gabor(f))
+    for f, is_flat in zip(gray, flat):
+        fits.append(dict.fromkeys(("r2", "theta"), float("nan")) if is_flat else fit_gabor(f))
         tick()
+    osi = np.where(flat, np.nan, orientation_selectivity(tuning, theta))
     return {"r2": np.array([f["r2"] for f in fits]), "theta": np.array([f["theta"] % np.pi for f in fits]),
-            "osi": orientation_selectivity(tuning, theta), "tuning": tuning}
+            "osi": osi, "tuning": tuning}
 
 
 def orientation_applies(modality: str, shape: tuple[int, ...], layer_index: int) -> str:
@@ -192,8 +200,9 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
                          osi=[_mean(st_tr["osi"]), _mean(st_rn["osi"])],
                          flat_fields=[int(np.isnan(st_tr["osi"]).sum()), int(np.isnan(st_rn["osi"]).sum())])
             fit = (f"mean Gabor R² {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean orientation "
-                   f"selectivity {layer['osi'][0]} (random {layer['osi'][1]}), over the first {n_fit} units that are "
-                   f"not flat (flat, e.g. silent: {layer['flat_fields'][0]} vs {layer['flat_fields'][1]})")
+                   f"selectivity {layer['osi'][0]} (random {layer['osi'][1]}), over the first {n_fit} units less the "
+                   f"flat ones (silent or uniform: at most {FLAT:.0%} of the energy in spatial variation; trained "
+                   f"{layer['flat_fields'][0]}, random {layer['flat_fields'][1]})")
         entries.append((png, f"{name} receptive fields ({how}), trained vs random weights, both on one signed "
                              f"colour scale; {fit}."))
 
