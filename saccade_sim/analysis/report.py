@@ -241,17 +241,23 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
     entries.append((png, "lifetime / population sparseness (Vinje-Gallant) and participation ratio of the "
                          "per-glimpse channel responses, trained vs random weights."))
 
-    if modality in ("image", "audio"):
+    if modality in ("image", "audio", "video"):
         events = min(3 * exp.eye.dwell, exp.config.run.events)
         stim, gaze, eye, first = longest_visit(exp, events)
         box = tuple(exp.modality.glimpse_shape[1:])
         label = exp.split.classes[int(exp.train_labels[stim])]
+        stimulus, frames = exp.train_store[stim].cpu().numpy(), ""
+        if modality == "video":  # a clip [C, T, H, W] and gazes (t, y, x): drawn over the frames the visit saw
+            t0, t1 = int(gaze[:, 0].min()), int(gaze[:, 0].max()) + exp.config.glimpse.frames
+            stimulus, gaze = stimulus[:, t0:t1].mean(1), gaze[:, 1:]
+            frames = f"drawn over the mean of frames {t0}-{t1 - 1}"
         title = (f"eye {eye}, events {first}-{first + len(gaze) - 1} of the run: all {len(gaze)} fixations of its "
                  f"longest visit\n(training stimulus {stim}, class {label}; policy {exp.config.eye.policy}, "
-                 f"jump probability {exp.config.eye.jump_prob:g})")
-        png = figures.scan_path(out, exp.train_store[stim].cpu().numpy(), gaze, box, title, axes)
+                 f"jump probability {exp.config.eye.jump_prob:g})" + (f"\n({frames})" if frames else ""))
+        png = figures.scan_path(out, stimulus, gaze, box, title, axes)
         entries.append((png, f"the longest stay of one eye on one stimulus in the run's first {events} events "
-                             "(replayed from the run's seed): every fixation in order, with its glimpse box."))
+                             f"(replayed from the run's seed{'; ' + frames if frames else ''}): every fixation in "
+                             "order, with its glimpse box."))
     tick()
     return summary, entries
 
