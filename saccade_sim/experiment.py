@@ -88,28 +88,30 @@ class Experiment:
         self.train_labels = torch.from_numpy(self.split.train.y).to(self.device)
         self.test_labels = torch.from_numpy(self.split.test.y).to(self.device)
 
-        policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
-                       self.world.shards(cfg.eye.shards))
         self.layers = self._build_layers()
         if any(layer.spec.center for layer in self.layers):
             calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
+        layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
+        columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
+        policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
+        self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
+                       self.world.shards(cfg.eye.shards), draws=columns[-1])
         self.agents = []
-        for i, layer in enumerate(self.layers):
-            settings, options = cfg.rule_for_layer(i, len(self.layers))
+        for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
                 rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
+            rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard)
             params = list(layer.parameters()) + list(rule.parameters())
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
             scheduler = None
             if settings.schedule.kind != "constant" or settings.schedule.warmup:
-                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events)
+                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events // settings.update_every)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler))
+            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler, settings.update_every))
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
