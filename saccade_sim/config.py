@@ -29,6 +29,7 @@ class DataConfig:
     train_limit: int = 0  #: use at most this many training stimuli (0 = all)
     test_limit: int = 0  #: use at most this many test stimuli (0 = all)
     test_fraction: float = 0.2  #: held-out part when the source has no test split
+    unlabelled: bool = True  #: the eyes also see the source's unlabelled stimuli (npz x_unlabelled, STL-10's unlabeled)
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)

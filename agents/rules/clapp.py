@@ -136,11 +136,10 @@ def make_pairs(found: torch.Tensor, jumped: torch.Tensor, cell: torch.Tensor, ne
     return PairSet(targets, labels, weight.expand_as(labels))
 
 
-def hinge_gates(zt: torch.Tensor, mat: torch.Tensor, cc: torch.Tensor, pairs: PairSet,
-                margin: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """u = zt^T M_k cc for every pair (zt [S, K, B, C], cc [K, B, C], M [K, C, C]); returns the weighted gates
-    w gamma = w y [y u < margin] [S, K, B] and the weighted hinge loss sum w max(0, margin - y u) over pairs."""
-    u = torch.einsum("skbi,kij,kbj->skb", zt, mat, cc)
+def hinge_gates(zt: torch.Tensor, mc: torch.Tensor, pairs: PairSet, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """u = zt^T (M_k cc) for every pair, from the targets ``zt`` [S, K, B, C] and ``mc`` = M_k cc [K, B, C]; returns
+    the weighted gates w gamma = w y [y u < margin] [S, K, B] and the weighted hinge sum w max(0, margin - y u)."""
+    u = (zt * mc[None]).sum(-1)
     y = pairs.y
     gamma = y * (y * u < margin).to(u.dtype)
     loss = (pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum()
@@ -159,23 +158,33 @@ class ClappFactors(NamedTuple):
     loss: torch.Tensor
 
 
+def _apply(mat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """M_k v_kb for M [K, C, C], v [K, B, C] -> [K, B, C]."""
+    return torch.bmm(v, mat.transpose(1, 2))
+
+
+def _outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_b a_kb b_kb^T for a, b [K, B, C] -> [K, C, C]."""
+    return torch.bmm(a.transpose(1, 2), b)
+
+
 def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: torch.Tensor | None,
                   main: PairSet, mirror: PairSet | None, retrograde: str, margin: float) -> ClappFactors:
     """The factors of :class:`ClappFactors` from the targets' ``z`` [B, C], the contexts' ``c`` [K, B, C], P and R
     [K, C, C], the pairs of the prediction hinge (``main``) and of the retrograde hinge (``mirror``, own_hinge)."""
     zt = z[main.target]  # [S, K, B, C]
-    g1, loss = hinge_gates(zt, pred, c, main, margin)
-    d_target = torch.zeros_like(z).index_add_(
-        0, main.target.flatten(), (g1[..., None] * torch.einsum("kij,kbj->kbi", pred, c)).flatten(0, 2))
-    d_pred = torch.einsum("skb,skbi,kbj->kij", g1, zt, c)
+    pc = _apply(pred, c)  # the dendritic prediction of each context's target: P_k c
+    g1, loss = hinge_gates(zt, pc, main, margin)
+    d_target = torch.zeros_like(z).index_add_(0, main.target.flatten(), (g1[..., None] * pc[None]).flatten(0, 2))
+    gz = (g1[..., None] * zt).sum(0)  # sum over the pair's signs of w gamma1 z: [K, B, C]
+    d_pred = _outer(gz, c)
     if retrograde == "own_hinge":
         zm = z[mirror.target]
-        g2, loss2 = hinge_gates(zm, retro.transpose(1, 2), c, mirror, margin)  # u2 = c^T R z = z^T R^T c
-        d_ctx = torch.einsum("skb,kij,skbj->kbi", g2, retro, zm)
-        return ClappFactors(d_target, d_ctx, d_pred, torch.einsum("skb,kbi,skbj->kij", g2, c, zm), loss + loss2)
+        g2, loss2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
+        gm = (g2[..., None] * zm).sum(0)
+        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + loss2)
     back = pred.transpose(1, 2) if retrograde == "transpose" else retro
-    d_ctx = torch.einsum("skb,kij,skbj->kbi", g1, back, zt)
-    return ClappFactors(d_target, d_ctx, d_pred, None if retro is None else d_pred.transpose(1, 2), loss)
+    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss)
 
 
 def dendritic_update(layer: Layer, x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -345,7 +354,7 @@ class Clapp(Rule):
                                    self.shard_size)
                         for partner, pick in zip(*self._draws(g))]
                 factors = clapp_factors(z, c, self.pred, self.retro, sets[0], sets[-1], o.retrograde, o.margin)
-                self.last_prediction = torch.einsum("kij,kbj->bi", self.pred, c * (found & ~jumped)[..., None])
+                self.last_prediction = _apply(self.pred, c * (found & ~jumped)[..., None]).sum(0)
             self._write(x, e, factors, slot)
             self._remember(x, f.a, z, f.modulator, cell, torch.zeros_like(z))
         return torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
