@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/clapp_curve.py --config configs/clapp.toml --seeds 0 1 2 \\
         --budgets 2500 5000 10000 20000                    # CIFAR-10 (the config's source)
     PYTHONPATH=. python benchmarks/clapp_curve.py --set data.source=natural ...   # the embedded photographs
+    PYTHONPATH=. python benchmarks/clapp_curve.py --config default --budgets 10000 40000  # the embedded default job
     PYTHONPATH=. python benchmarks/clapp_curve.py --merge a.json b.json           # seeds run in separate processes
 
 One run per seed, as long as the largest budget (a schedule's horizon is that run's length); at each budget
@@ -28,7 +29,7 @@ from saccade_sim.experiment import Experiment  # noqa: E402
 
 def curve(config: str, seed: int, budgets: list[int], overrides: list[str]) -> dict:
     """One seed's run: raw-input and random-twin accuracies, then per budget the layers' accuracies."""
-    cfg = load(config, [*overrides, f"seed={seed}", f"run.events={max(budgets)}", "run.progress=false"])
+    cfg = load(None if config == "default" else config, [*overrides, f"seed={seed}", f"run.events={max(budgets)}", "run.progress=false"])
     exp = Experiment(cfg)
     names = [a.name for a in exp.agents]
     start = time.perf_counter()
@@ -72,7 +73,7 @@ def report(runs: list[dict]) -> str:
 
 def main() -> None:
     parser = arguments(__doc__, "clapp_curve")
-    parser.add_argument("--config", default="configs/clapp.toml")
+    parser.add_argument("--config", default="configs/clapp.toml", help="a config file, or 'default' (the embedded job)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budgets", type=int, nargs="+", default=[2500, 5000, 10000, 20000])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")

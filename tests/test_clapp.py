@@ -3,7 +3,10 @@
 ``ContrastiveLoss.forward`` + ``CLAPPHingeLoss``; VGG_like_Encoder.py, ``evaluate_loss`` with
 ``--asymmetric_W_pred``; the flags of vision/scripts/vision_traineval_CLAPP.sh), fed the same patches, weights
 and random draws: the changes of one raster pass over the 7x7 grid sum to the gradient of the reference loss."""
+import json
 import math
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +15,8 @@ import torch.nn.functional as F
 from agents.layers import Layer
 from agents.rules.base import Factors
 from agents.rules.clapp import Clapp, ClappOptions, ClappS, ClappSOptions
-from saccade_sim.config import LayerSpec
+from saccade_sim.cli import main
+from saccade_sim.config import LayerSpec, load
 from saccade_sim.errors import ConfigError
 from saccade_sim.events import Glimpse
 from saccade_sim.experiment import Experiment
@@ -315,3 +319,26 @@ def test_engine_update_every_pass_reproduces_the_reference_adam_step():
     torch.optim.Adam(params, lr=0.01).step()
     for ours, want in zip(agent.parameters(), params):
         torch.testing.assert_close(ours.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("source", ["cifar10_5k.npz", "mnist5k.npz"])
+def test_clapp_config_runs_through_the_cli_on_any_image_source(source, tmp_path, capsys):
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mnist's 28x28 digits clip the 32x32 crop (a warning)
+        rc = main(["run", str(CONFIGS / "clapp.toml"), "--quiet", "--out", str(out), "--set", f"data.source={data_path(source)}",
+                   "--set", "run.events=30", "--set", "probe.train=100", "--set", "probe.test=50"])
+    assert rc == 0
+    layers = json.loads((out / "results.json").read_text())["probe"]["layers"]
+    assert list(layers) == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_full_size_config_builds_the_vgg6_encoder_with_one_step_per_pass():
+    cfg = load(CONFIGS / "clapp_vgg6.toml", [f"data.source={data_path('cifar10_5k.npz')}", "glimpse.random_crop=32"])
+    exp = Experiment(cfg)
+    assert [layer.op.out_channels for layer in exp.layers] == [128, 256, 256, 512, 1024, 1024]
+    assert all(layer.op.bias is not None for layer in exp.layers)
+    assert cfg.rule.update_every == 49 and cfg.rule_options.timing == "immediate"

@@ -1,6 +1,7 @@
 """Image modality: 2-D stimuli, glimpse = a patch x patch crop at gaze (y, x)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,8 @@ class ImageOptions:
     stride: int = 0  #: grid step in pixels (0 = even spacing about patch/2 apart covering the image)
     color: str = "auto"  #: "gray", "rgb" or "auto" (keep what the source has)
     size: int = 0  #: resize (shorter side) and centre-crop every image to size x size (0 = keep)
-    random_crop: int = 0  #: each training presentation shows a random crop x crop window (0 = the whole image)
+    random_crop: int = 0  #: each training presentation shows a random crop x crop window (0 = the whole image;
+    #: at most the stimuli's shorter side)
     flip: bool = False  #: each training presentation is mirrored left-right with probability 1/2
 
     def validate(self, path: str) -> None:
@@ -129,9 +131,11 @@ class ImageModality(Modality):
     def __init__(self, options: ImageOptions, stimulus_shape: tuple[int, ...]) -> None:
         super().__init__(options, stimulus_shape)
         c, h, w = stimulus_shape
-        if options.random_crop > min(h, w):
-            raise ConfigError(f"glimpse.random_crop: {options.random_crop} is larger than the stimuli ({h}x{w} pixels)")
-        self.frame = (options.random_crop, options.random_crop) if options.random_crop else (h, w)
+        crop = min(options.random_crop, h, w)
+        if crop < options.random_crop:
+            warnings.warn(f"glimpse.random_crop: {options.random_crop} is larger than the stimuli ({h}x{w} pixels); "
+                          f"the crops are {crop}x{crop}", stacklevel=2)
+        self.frame = (crop, crop) if crop else (h, w)
         fh, fw = self.frame
         p = options.patch
         if p > fh or p > fw:
