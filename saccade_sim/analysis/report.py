@@ -117,8 +117,8 @@ def longest_visit(exp, events: int) -> tuple[int, np.ndarray, int, int]:
 
     cfg = exp.config
     policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-    eye = Eye(exp.modality, exp.train_store, exp.train_labels, policy, cfg.eye, cfg.seed,
-              exp.world.shards(cfg.eye.shards))
+    eye = Eye(exp.modality, exp.eye_store, exp.eye_labels, policy, cfg.eye, cfg.seed,
+              exp.world.shards(cfg.eye.shards), draws=exp.eye.draws.shape[1])
     seen = [eye.next_glimpse(k * cfg.eye.fixation_ms) for k in range(events)]
     stim = torch.stack([g.stimulus.cpu() for g in seen]).numpy()
     gaze = torch.stack([g.gaze.cpu() for g in seen]).numpy()
@@ -245,14 +245,15 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
         events = min(3 * exp.eye.dwell, exp.config.run.events)
         stim, gaze, eye, first = longest_visit(exp, events)
         box = tuple(exp.modality.glimpse_shape[1:])
-        label = exp.split.classes[int(exp.train_labels[stim])]
-        stimulus, frames = exp.train_store[stim].cpu().numpy(), ""
+        label = int(exp.eye_labels[stim])
+        label = exp.split.classes[label] if label >= 0 else "none (unlabelled)"
+        stimulus, frames = exp.eye_store[stim].cpu().numpy(), ""
         if modality == "video":  # a clip [C, T, H, W] and gazes (t, y, x): drawn over the frames the visit saw
             t0, t1 = int(gaze[:, 0].min()), int(gaze[:, 0].max()) + exp.config.glimpse.frames
             stimulus, gaze = stimulus[:, t0:t1].mean(1), gaze[:, 1:]
             frames = f"drawn over the mean of frames {t0}-{t1 - 1}"
         title = (f"eye {eye}, events {first}-{first + len(gaze) - 1} of the run: all {len(gaze)} fixations of its "
-                 f"longest visit\n(training stimulus {stim}, class {label}; policy {exp.config.eye.policy}, "
+                 f"longest visit\n(stimulus {stim} of the eyes' store, class {label}; policy {exp.config.eye.policy}, "
                  f"jump probability {exp.config.eye.jump_prob:g})" + (f"\n({frames})" if frames else ""))
         png = figures.scan_path(out, stimulus, gaze, box, title, axes)
         entries.append((png, f"the longest stay of one eye on one stimulus in the run's first {events} events "
