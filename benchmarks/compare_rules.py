@@ -3,7 +3,8 @@
     PYTHONPATH=. python benchmarks/compare_rules.py            # mnist5k, 3 seeds, a few minutes on 2 cores
     PYTHONPATH=. python benchmarks/compare_rules.py --big      # more glimpses, channels, probe items
 
-Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later, e.g.
+Runs through :func:`saccade_sim.sweep.run_sweep` (one run folder per rule and seed under ``--runs``, reused
+when the benchmark is run again; ``--jobs N`` runs N at once). Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later, e.g.
 CLAPP, is picked up with its own defaults unless it has an entry in SETTINGS), plus the competitive
 variants of the Hebbian rules. Columns: the ridge probe's held-out accuracy of the trained layer, the
 same architecture with its initial random weights, and the raw glimpses; mean ± sd over seeds.
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from typing import Any
 
-import saccade_sim as ss
 from saccade_sim import plugins  # noqa: F401  (registers the built-in rules)
 from saccade_sim.registry import RULES
+from saccade_sim.sweep import run_sweep
 
-from common import DATA, arguments, machine, mean_sd, parse, summary, table, write_json
+from common import DATA, arguments, machine, parse, table, write_json
 
 #: rule-specific settings (sections of the config); rules not named here run with their defaults
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -46,18 +46,11 @@ def rows() -> dict[str, dict[str, Any]]:
     return out
 
 
-def base_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    return {"seed": seed, "data": {"source": str(DATA / args.data)},
+def base_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {"data": {"source": str(DATA / args.data)},
             "network": {"layers": [{"channels": args.channels, "kernel": 5, "pool": 2}]},
-            "run": {"events": args.events, "progress": False},
+            "run": {"events": args.events},
             "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1}}
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for section, values in extra.items():
-        out.setdefault(section, {}).update(values)
-    return out
 
 
 def main() -> None:
@@ -70,42 +63,31 @@ def main() -> None:
     p.add_argument("--probe-test", type=int, default=400)
     p.add_argument("--big", action="store_true", help="600 events, 32 channels, probe 2000/1000")
     p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (local processes, --threads torch threads each)")
+    p.add_argument("--runs", default="benchmarks/results/compare_rules_runs",
+                   help="the sweep folder: one run folder per rule and seed; finished runs are reused")
     args = parse(p)
     if args.big:
         args.events, args.channels, args.probe_train, args.probe_test = 600, 32, 2000, 1000
-    results: dict[str, Any] = {}
-    for label, extra in rows().items():
-        if args.only and label not in args.only:
-            continue
-        runs = []
-        for seed in range(args.seeds):
-            start = time.perf_counter()
-            try:
-                r = ss.Experiment(merge(base_config(args, seed), extra)).run(progress=False)
-            except ss.SaccadeSimError as exc:  # a rule that cannot run this setting: say so, go on
-                runs.append({"error": str(exc)})
-                break
-            runs.append({"trained": r["probe"]["layers"]["layer1"], "random": r["probe"]["baselines"]["random"]["layer1"],
-                         "input": r["probe"]["baselines"]["input"], "wall_s": time.perf_counter() - start})
-        results[label] = {"config": extra, "runs": runs}
-        print(f"{label}: {runs}", flush=True)
+    variants = {label: extra for label, extra in rows().items() if not args.only or label in args.only}
+    sweep = run_sweep(base_config(args), variants=variants, seeds=range(args.seeds), out=args.runs, jobs=args.jobs,
+                      threads=args.threads)
     columns = ["rule", "trained layer1", "random weights", "raw glimpses", "trained - random", "s/run"]
     body = []
-    for label, res in results.items():
-        ok = [r for r in res["runs"] if "error" not in r]
-        if not ok:
-            body.append({"rule": label, "trained layer1": "error: " + res["runs"][0]["error"][:60]})
+    for label in variants:
+        layer, raw = sweep.row(label, "layer1"), sweep.row(label, "input")
+        if not layer["seeds"]:
+            body.append({"rule": label, "trained layer1": "error: " + layer["error"][:60]})
             continue
-        body.append({"rule": label, "trained layer1": mean_sd([r["trained"] for r in ok]),
-                     "random weights": mean_sd([r["random"] for r in ok]),
-                     "raw glimpses": mean_sd([r["input"] for r in ok]),
-                     "trained - random": f"{summary([r['trained'] - r['random'] for r in ok])['mean']:+.3f}",
-                     "s/run": f"{summary([r['wall_s'] for r in ok])['mean']:.0f}"})
+        body.append({"rule": label, "trained layer1": f"{layer['accuracy_mean']:.3f} ± {layer['accuracy_sd']:.3f}",
+                     "random weights": f"{layer['random_mean']:.3f} ± {layer['random_sd']:.3f}",
+                     "raw glimpses": f"{raw['accuracy_mean']:.3f} ± {raw['accuracy_sd']:.3f}",
+                     "trained - random": f"{layer['gain_mean']:+.3f}", "s/run": f"{layer['wall_s_mean']:.0f}"})
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
           f"{machine()['summary']}")
     print(table(body, columns, style="markdown"))
-    write_json(args.json, args, results=results)
+    write_json(args.json, args, rows=sweep.rows)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 
 from common import DATA
 from saccade_sim import io
-from saccade_sim.cli import format_probe_table
+from saccade_sim.analysis.probe import probe_table
 from saccade_sim.experiment import Experiment
 
 SETUPS = {
@@ -64,7 +64,7 @@ def main() -> None:
             results = exp.run()
             print(f"\n## {setup}, rule {rule}: {results['glimpses']} glimpses, {exp.modality.space.size} per stimulus "
                   f"of shape {list(exp.modality.glimpse_shape)}, train {len(exp.split.train)} / test {len(exp.split.test)}")
-            print(format_probe_table(results))
+            print(probe_table(results))
             rows.append({"setup": setup, "rule": exp.config.to_dict()["rule"], "glimpse_shape": list(exp.modality.glimpse_shape),
                          "glimpses_per_stimulus": exp.modality.space.size, **{k: results[k] for k in
                          ("glimpses", "wall_s", "probe", "classes")}})

@@ -1,6 +1,6 @@
 """A simulation script: plug a custom rule and a custom saccade policy into saccade-sim, run, probe.
 
-    python examples/custom_rule.py [--data PATH] [--glimpses N] [--out DIR]
+    python examples/custom_rule.py [--data PATH] [--events N] [--out DIR]
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import saccade_sim as ss
 from agents.rules import Rule, write_delta
 from agents.rules.hebbian import correlation, n_terms
-from saccade_sim.cli import format_probe_table
+from saccade_sim.analysis.probe import probe_table
 from saccade_sim.policies import SaccadePolicy
 
 
@@ -66,7 +66,7 @@ def main() -> None:
     })
     results = exp.run()
     exp.save(args.out)
-    print(format_probe_table(results))
+    print(probe_table(results))
 
 
 if __name__ == "__main__":

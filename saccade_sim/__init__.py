@@ -1,19 +1,28 @@
-"""saccade-sim: an event-driven saccade simulation engine for local, biologically plausible learning."""
-from .config import Config, load, resolve
+"""saccade-sim: an event-driven saccade simulation engine for local, biologically plausible learning.
+
+Importing the package is cheap and torch-free; the names below that need torch are loaded on first use,
+after :func:`saccade_sim.compat.require_torch` has checked the installed torch.
+"""
+from importlib import import_module
+
 from .errors import ConfigError, DataError, DivergenceError, SaccadeSimError
-from .events import Broadcast, Glimpse
 from .registry import DATASETS, MODALITIES, POLICIES, RULES
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "load", "resolve", "Experiment", "Glimpse", "Broadcast", "SaccadeSimError", "ConfigError",
-           "DataError", "DivergenceError", "DATASETS", "MODALITIES", "POLICIES", "RULES", "__version__"]
+#: public name -> module that defines it (imported on first access)
+_LAZY = {"Config": "config", "load": "config", "resolve": "config", "Experiment": "experiment",
+         "Glimpse": "events", "Broadcast": "events", "run_sweep": "sweep", "SweepTable": "sweep"}
+
+__all__ = ["Config", "load", "resolve", "Experiment", "Glimpse", "Broadcast", "run_sweep", "SweepTable",
+           "SaccadeSimError", "ConfigError", "DataError", "DivergenceError", "DATASETS", "MODALITIES", "POLICIES",
+           "RULES", "__version__"]
 
 
 def __getattr__(name: str):
-    # Experiment imports the layer agents, which import this package's config: load it on first use.
-    if name == "Experiment":
-        from .experiment import Experiment
+    if name in _LAZY:
+        from .compat import require_torch
 
-        return Experiment
+        require_torch()
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'saccade_sim' has no attribute {name!r}")

@@ -97,6 +97,8 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
         write_checkpoint(exp, out)
         saved[0] = exp.eye.event
 
+    if exp.config.log.tensorboard or exp.config.log.csv:
+        exp.log_to(out)
     with stop_on_signals() as stop:
         try:
             exp.simulate(stop=stop.is_set, pause_every=exp.config.run.checkpoint_every, on_pause=checkpoint)
@@ -109,12 +111,13 @@ def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
             raise Interrupted(f"stopped at event {exp.eye.event} of {exp.config.run.events} "
                               f"(t = {exp.eye.time:.0f} ms); checkpoint written to {out / CHECKPOINT}; "
                               f"continue with: saccade-sim run --resume {out}")
-    results = exp.run(progress=False)
+    results = exp.run()  # the simulation is done: this probes (with a bar when run.progress)
     exp.save(out)
     return results
 
 
-RESUMABLE = ("run.events", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm")
+RESUMABLE = ("run.events", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm",
+             "log.tensorboard", "log.csv")
 
 
 def load_checkpoint(out: Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Config]:

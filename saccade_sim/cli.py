@@ -1,38 +1,31 @@
 """Command line: ``saccade-sim run [CONFIG] [--set key=value ...] [--out DIR] [--checkpoint-every N]``,
-``saccade-sim run --resume DIR``, ``saccade-sim analyze RUN_DIR`` and ``saccade-sim list``."""
+``saccade-sim run --resume DIR``, ``saccade-sim sweep [CONFIG] --grid key=v1,v2 --seeds 0-4 --jobs N``,
+``saccade-sim analyze RUN_DIR``, ``saccade-sim list`` and ``saccade-sim --version``.
+
+CONFIG is a TOML file or a JSON one (a run folder's ``config.json`` re-runs that run). Exit statuses: 0 done;
+2 usage, configuration or data error; 3 a layer diverged; 130 interrupted (Ctrl-C; a checkpoint is written
+first when the run had started)."""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .compat import UnusableTorch, require_torch
 from .errors import DivergenceError, Interrupted, SaccadeSimError
+from .provenance import COMMAND_VARIABLE
 
 #: exit statuses: 0 done, 2 usage / configuration / data error, 3 a layer diverged (a result, not a typo),
 #: 130 interrupted (a checkpoint was written first when the run had started)
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def format_probe_table(results: dict[str, Any]) -> str:
-    """The per-layer probe table: trained accuracy next to the random-weights and raw-input baselines."""
-    probe = results.get("probe") or {}
-    if not probe:
-        return "(probe disabled)"
-    rows = [("representation", "trained", "random weights")]
-    rows.append(("input (raw glimpses)", f"{probe['baselines']['input']:.3f}", ""))
-    for name, acc in probe["layers"].items():
-        rows.append((name, f"{acc:.3f}", f"{probe['baselines']['random'][name]:.3f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"(test accuracy, {probe['n_test']} held-out stimuli; probe trained on {probe['n_train']}; "
-                 f"chance {probe['chance']:.3f})")
-    return "\n".join(lines)
-
-
 def _run(args: argparse.Namespace) -> int:
     from . import checkpoint, distributed
+    from .analysis.probe import probe_table
     from .config import load
     from .errors import ConfigError
     from .experiment import Experiment
@@ -65,20 +58,35 @@ def _run(args: argparse.Namespace) -> int:
         distributed.shutdown()
     if not world.is_main:
         return 0
-    print(format_probe_table(results))
+    print(probe_table(results))
+    probes = results["probe_wall_s"] + results["decoding_wall_s"]
     print(f"{results['glimpses']} glimpses ({results['events']} events, {results['sim_time_ms'] / 1000:.1f} s "
-          f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s; "
-          f"outputs in {out}")
+          f"simulated) in {results['wall_s']:.1f} s wall = {results['glimpses_per_s']:.0f} glimpses/s (probes: "
+          f"{probes:.1f} s more, not counted); outputs in {out.resolve()}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_grid, parse_seeds, run_sweep
+
+    table = run_sweep(args.config, parse_grid(args.grid), parse_seeds(args.seeds), args.out, jobs=args.jobs,
+                      overrides=args.set, executor=args.executor, threads=args.threads,
+                      slurm=dict(parse_grid(args.slurm, single=True)), progress=not args.quiet)
+    print(table.markdown())
+    print(f"{len(table.runs)} runs: {table.count('done')} done now, {table.count('skipped')} finished before, "
+          f"{table.count('diverged')} diverged, {table.count('failed')} failed; table.csv, table.md and runs.csv "
+          f"in {Path(args.out).resolve()}")
+    return EXIT_ERROR if table.count("failed") else EXIT_DIVERGED if table.count("diverged") else 0
 
 
 def _analyze(args: argparse.Namespace) -> int:
     from .analysis.report import analyze
 
-    summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units)
+    summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units, progress=not args.quiet)
     for name, layer in summary["layers"].items():
-        print(f"{name} {layer['field_kind']} {layer['field_shape']}: mean Gabor R2 {layer['gabor_r2'][0]} "
-              f"(random weights {layer['gabor_r2'][1]}), mean OSI {layer['osi'][0]} (random {layer['osi'][1]})")
+        stats = (f"mean Gabor R2 {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean OSI "
+                 f"{layer['osi'][0]} (random {layer['osi'][1]})") if "orientation" not in layer else layer["orientation"]
+        print(f"{name} {layer['field_kind']} {layer['field_shape']}: {stats}")
     print(f"plots and report.md written into {args.run_dir}")
     return 0
 
@@ -101,8 +109,24 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the package, torch and CUDA versions (imports torch only when asked)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the versions of saccade-sim, torch, CUDA, Python")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        require_torch()
+        from .provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saccade-sim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="saccade-sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate an experiment and probe its layers")
     run.add_argument("config", nargs="?", help="TOML config (default: the embedded default experiment)")
@@ -115,11 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write checkpoint.pt every N glimpse events (sets run.checkpoint_every)")
     run.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR from its checkpoint")
     run.set_defaults(func=_run)
+    swp = sub.add_parser("sweep", help="run every combination of a grid of settings over several seeds, each in "
+                                       "its own run folder (resumable), and tabulate them")
+    swp.add_argument("config", nargs="?", help="TOML or JSON config (default: the embedded default experiment)")
+    swp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                     help="a key and its values, e.g. --grid rule.name=oja,instar (repeatable: the product is run)")
+    swp.add_argument("--seeds", default="0", help="seeds: 0-4, 0,3,7 or 2 (default 0)")
+    swp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key in every run (repeatable)")
+    swp.add_argument("--out", default="runs/sweep", help="sweep folder (default runs/sweep)")
+    swp.add_argument("--jobs", type=int, default=1, help="runs at once (local processes or cluster jobs)")
+    swp.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    swp.add_argument("--executor", default="local", choices=("local", "submitit-local", "slurm"),
+                     help="local processes, or submitit (its local executor, or SLURM)")
+    swp.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="a submitit SLURM parameter, e.g. --slurm partition=gpu --slurm timeout_min=60")
+    swp.add_argument("--quiet", action="store_true", help="no progress bar")
+    swp.set_defaults(func=_sweep)
     ana = sub.add_parser("analyze", help="write receptive fields, RSA, sparseness, decoding and scan-path "
                                          "plots (and report.md) into a finished run folder")
     ana.add_argument("run_dir", help="a folder written by `saccade-sim run`")
     ana.add_argument("--stimuli", type=int, default=200, help="held-out stimuli to analyse (default 200)")
     ana.add_argument("--max-units", type=int, default=64, help="units per layer given a Gabor fit (default 64)")
+    ana.add_argument("--quiet", action="store_true", help="no progress bar")
     ana.set_defaults(func=_analyze)
     lst = sub.add_parser("list", help="registered modalities, policies, rules, datasets and presets")
     lst.set_defaults(func=_list)
@@ -127,9 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = os.environ.get(COMMAND_VARIABLE)
+    os.environ[COMMAND_VARIABLE] = shlex.join(["saccade-sim", *argv])  # provenance of every run it starts
     try:
+        return _main(argv)
+    finally:
+        if previous is None:
+            os.environ.pop(COMMAND_VARIABLE, None)
+        else:
+            os.environ[COMMAND_VARIABLE] = previous
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        require_torch()
         return args.func(args)
+    except UnusableTorch as exc:
+        print(f"saccade-sim: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except Interrupted as exc:
         print(f"saccade-sim: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

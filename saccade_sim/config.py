@@ -8,16 +8,23 @@ raise :class:`ConfigError` naming the dotted key and the valid choices.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import json
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from .distributed import DistributedConfig
 from .errors import ConfigError
-from .registry import MODALITIES, POLICIES, RULES
+from .registry import DATASETS, MODALITIES, POLICIES, RULES
 
 
 @dataclass
@@ -168,6 +175,14 @@ class RecordConfig:
 
 
 @dataclass
+class LogConfig:
+    """Live logs in the run folder, written while the run goes (``[log]``)."""
+
+    tensorboard: bool = False  #: TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package)
+    csv: bool = False  #: RUN_DIR/history.csv, one line per history entry (every run.check_every events)
+
+
+@dataclass
 class Config:
     seed: int = 0
     device: str = "cpu"
@@ -184,6 +199,7 @@ class Config:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved tree, plugin options merged back into their tables (what ``config.json`` holds)."""
@@ -309,7 +325,8 @@ def _layer_rule(base: dict[str, Any], entry: Any, index: int) -> tuple[RuleConfi
     return _rule({**merged, **entry}, path)
 
 
-TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record")
+TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record",
+            "log")
 
 
 def resolve(raw: dict[str, Any]) -> Config:
@@ -327,6 +344,7 @@ def resolve(raw: dict[str, Any]) -> Config:
 
     top = build(_Top, {k: raw[k] for k in ("seed", "device") if k in raw}, "")
     data = build(DataConfig, raw.get("data", {}), "data")
+    absolute_paths(data)
     modality = MODALITIES.get(data.modality, "data.modality")
     glimpse = build(getattr(modality, "Options", NoOptions), raw.get("glimpse", {}), "glimpse")
     eye, policy = _with_plugin(raw.get("eye", {}), EyeConfig, POLICIES, "eye", "policy")
@@ -339,9 +357,23 @@ def resolve(raw: dict[str, Any]) -> Config:
         probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
         distributed=build(DistributedConfig, raw.get("distributed", {}), "distributed"),
         record=build(RecordConfig, raw.get("record", {}), "record"),
+        log=build(LogConfig, raw.get("log", {}), "log"),
     )
     _check_values(cfg)
     return cfg
+
+
+#: ``data.source`` prefixes that name a dataset, not a file: torchvision, torchaudio, a Dataset given in Python
+SOURCE_PREFIXES = ("tv:", "ta:", "python:")
+
+
+def absolute_paths(data: DataConfig) -> None:
+    """Make ``data.source`` (when it is a path) and ``data.root`` absolute, relative ones taken from the current
+    directory, so that a saved ``config.json`` names the same files from any directory."""
+    if data.source and data.source not in DATASETS and not data.source.startswith(SOURCE_PREFIXES):
+        data.source = os.path.abspath(os.path.expanduser(data.source))
+    if data.root:
+        data.root = os.path.abspath(os.path.expanduser(data.root))
 
 
 @dataclass
@@ -416,31 +448,46 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``a.b.c=value`` to the raw tree in place."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value")
-    key, text = assignment.split("=", 1)
+def set_key(raw: dict[str, Any], key: str, value: Any, where: str = "--set") -> None:
+    """Set dotted ``key`` (``a.b.c``) of the raw tree to ``value`` in place, creating tables on the way."""
     parts = key.strip().split(".")
     node = raw
     for i, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a table")
-    node[parts[-1]] = parse_value(text.strip())
+            raise ConfigError(f"{where} {key}: {'.'.join(parts[: i + 1])} is not a table")
+    node[parts[-1]] = value
 
 
-def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read a TOML file (or start from defaults), apply ``key=value`` overrides, resolve."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` (the value a TOML literal or a bare string) to the raw tree in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value")
+    key, text = assignment.split("=", 1)
+    set_key(raw, key, parse_value(text.strip()))
+
+
+def read_tree(path: str | Path) -> dict[str, Any]:
+    """The raw tree of a config file: JSON when it ends in ``.json`` (e.g. a run's ``config.json``), else TOML."""
+    path = Path(path)
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+    try:
+        text = path.read_text()
+        tree = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give a config file (a run folder's config.json re-runs it)") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a table of settings at the top, got {type(tree).__name__}")
+    return tree
+
+
+def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a TOML or JSON config file (or start from defaults), apply ``key=value`` overrides, resolve."""
+    raw: dict[str, Any] = read_tree(path) if path is not None else {}
     for assignment in overrides:
         apply_override(raw, assignment)
     return resolve(raw)

@@ -226,36 +226,58 @@ def natural(cfg: DataConfig, modality: type[Modality], options, rng: np.random.G
 
 
 def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Split:
-    """``tv:NAME``: a torchvision dataset class with ``root`` (train/test via ``train=`` or ``split=``)."""
+    """``tv:NAME``: a torchvision dataset class with ``root`` whose constructor takes ``train=`` (MNIST, CIFAR10,
+    ...) or ``split="train"/"test"`` (SVHN, STL10, ...) and whose items are (image, integer label). Anything else
+    (``ImageFolder``, detection or segmentation sets, classes that need other arguments) is a ConfigError that
+    names it and says what to use instead."""
     import torchvision.datasets as tvd
 
+    source = f"data.source: 'tv:{name}'"
     cls = getattr(tvd, name, None)
-    if cls is None:
-        raise ConfigError(f"data.source: torchvision has no dataset {name!r}")
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, tvd.VisionDataset):
+        raise ConfigError(f"{source}: torchvision has no dataset class {name!r}")
+    if cls in (tvd.ImageFolder, tvd.DatasetFolder):
+        raise ConfigError(f"{source}: for a folder of images (one sub-folder per class) set data.source to the "
+                          "folder's path instead")
     if not cfg.root:
         raise ConfigError("data.root: required for torchvision datasets (where the files are or go)")
+    unfit = (f"{source}: torchvision.datasets.{name} is not a classification dataset with train/test parts "
+             "this adapter can open (it needs (image, integer label) items and a train= or split= argument); "
+             "convert it to an .npz file (x, y, x_test, y_test) or pass it from Python: Experiment(config, "
+             "train=dataset, test=test_dataset)")
+
+    def open_part(train: bool | None):
+        split = {"split": "unlabeled" if train is None else "train" if train else "test"}
+        attempts = (split,) if train is None else ({"train": train}, split)
+        for i, kwargs in enumerate(attempts):
+            try:
+                return cls(cfg.root, download=cfg.download, **kwargs)
+            except TypeError:
+                if i == len(attempts) - 1:
+                    raise ConfigError(unfit) from None
+            except RuntimeError as exc:  # torchvision's "Dataset not found or corrupted"
+                raise DataError(f"{cfg.root}: torchvision {name}: {exc} (set data.download = true to fetch it)") from None
+            except (ValueError, OSError) as exc:
+                raise DataError(f"{source}: cannot open it in {cfg.root}: {type(exc).__name__}: {exc}") from None
 
     def part(train: bool | None) -> RawStimuli:
         """The train (True), test (False) or unlabeled (None, STL-10) split."""
-        try:
-            try:
-                if train is None:
-                    raise TypeError
-                ds = cls(cfg.root, train=train, download=cfg.download)
-            except TypeError:
-                split = "unlabeled" if train is None else "train" if train else "test"
-                ds = cls(cfg.root, split=split, download=cfg.download)
-        except RuntimeError as exc:
-            raise DataError(f"{cfg.root}: torchvision {name}: {exc} (set data.download = true to fetch it)") from None
+        ds = open_part(train)
         x = getattr(ds, "data", None)
         y = getattr(ds, "targets", getattr(ds, "labels", None))
-        if x is None or y is None:
-            pairs = [(np.asarray(img), int(t)) for img, t in ds]
-            x, y = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
-        x = np.asarray(x)
+        try:
+            if x is None or y is None:
+                pairs = [(np.asarray(img), int(t)) for img, t in ds]
+                x, y = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+            x, y = np.asarray(x), np.asarray(y, dtype=np.int64)
+        except (TypeError, ValueError):
+            raise ConfigError(unfit) from None
         if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
             x = np.moveaxis(x, 1, -1)  # STL-10/SVHN store [N, C, H, W]
-        return RawStimuli(x, np.asarray(y, dtype=np.int64))
+        if y.ndim != 1 or len(y) != len(x):
+            raise ConfigError(unfit)
+        modality.check_array(x, f"tv:{name}")
+        return RawStimuli(x, y)
 
     train, test = part(True), part(False)
     classes = list(getattr(cls, "classes", [])) or [str(c) for c in range(int(train.y.max()) + 1)]
@@ -266,14 +288,65 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
     return Split(train, test, [str(c) for c in classes], unlabelled)
 
 
-def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split:
-    """Dispatch ``data.source`` to an adapter, then apply ``train_limit``/``test_limit`` (seeded); files of a
-    folder are read only once they are in the limited subsets."""
+def dataset_labels(ds, where: str) -> np.ndarray:
+    """The integer labels of a map-style dataset: its ``targets`` (torchvision's attribute) or every item's
+    second element."""
+    try:
+        n = len(ds)
+    except TypeError:
+        raise ConfigError(f"{where}: a map-style torch Dataset (with __len__ and __getitem__) is needed, "
+                          f"got {type(ds).__name__}") from None
+    targets = getattr(ds, "targets", None)
+    labels = targets if targets is not None and len(targets) == n else [ds[i][1] for i in range(n)]
+    try:
+        y = np.asarray([int(t) for t in labels], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: labels must be integers (items are (stimulus, label) pairs)") from None
+    if n == 0:
+        raise DataError(f"{where}: the dataset is empty")
+    if y.min() < 0:
+        raise DataError(f"{where}: labels must be >= 0, found {int(y.min())}")
+    return y
+
+
+def from_dataset(train, test, modality: type[Modality], cfg: DataConfig, rng: np.random.Generator) -> Split:
+    """A map-style torch ``Dataset`` of (stimulus, label) pairs as a source (``Experiment(cfg, train=ds)``):
+    stimuli in the modality's file layout (images [H, W, C] arrays or [C, H, W] tensors, audio waveforms at
+    ``glimpse.sample_rate``, ...), read only once they are in the split and the limits. Without ``test``, a
+    stratified ``data.test_fraction`` of ``train`` is held out. Class names: the dataset's ``classes``."""
+    def raw(ds, where: str) -> RawStimuli:
+        def read(i: int) -> np.ndarray:
+            x = modality.to_raw(ds[i][0])
+            check_values(x, f"{where}[{i}]")
+            return x
+
+        labels = dataset_labels(ds, where)  # first: it checks that ds is a map-style dataset
+        return RawStimuli(Deferred(read, range(len(ds))), labels, names=[f"{where}[{i}]" for i in range(len(ds))])
+
+    whole = raw(train, "train dataset")
+    if test is None:
+        tr, te = stratified_split(whole.y, cfg.test_fraction, rng)
+        split_train, split_test = whole.subset(tr), whole.subset(te)
+    else:
+        split_train, split_test = whole, raw(test, "test dataset")
+    n = int(max(split_train.y.max(), split_test.y.max())) + 1
+    classes = [str(c) for c in getattr(train, "classes", None) or range(n)]
+    return Split(split_train, split_test, classes)
+
+
+def load(cfg: DataConfig, modality: type[Modality], options, seed: int, train=None, test=None) -> Split:
+    """Dispatch ``data.source`` to an adapter (or take the torch datasets ``train`` / ``test``), then apply
+    ``train_limit``/``test_limit`` (seeded); files of a folder are read only once they are in the subsets."""
     from .seeding import stream_seed
 
     rng = np.random.default_rng(stream_seed(seed, "data"))
     source = cfg.source
-    if source in DATASETS:
+    if train is not None:
+        split = from_dataset(train, test, modality, cfg, rng)
+    elif source.startswith("python:"):
+        raise ConfigError(f"data.source: {source!r} was a Dataset given in Python; pass it again: "
+                          "Experiment(config, train=dataset, test=test_dataset)")
+    elif source in DATASETS:
         split = DATASETS.get(source)(cfg, modality, options, rng)
     elif source.startswith("tv:"):
         split = load_torchvision(source[3:], cfg, modality)

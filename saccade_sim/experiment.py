@@ -19,18 +19,20 @@ import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate
 
-from . import datasets, distributed, io
+from . import datasets, distributed, io, provenance
 from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
 from .monitors import build_monitors, save_recordings
+from .progress import bar as progress_bar
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
 from .whitening import N_PATCHES, fit_zca_kernel, whiten
 
-TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
+#: results.json fields that differ between two runs of one config: timings and the provenance (date, command)
+TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s", "decoding_wall_s", "provenance")
 CHECKPOINT_FORMAT = 1  #: version of the checkpoint layout written by :meth:`Experiment.state_dict`
 
 
@@ -67,15 +69,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Experiment:
-    """Everything one run needs, built from a :class:`Config` (or a TOML-shaped dict)."""
+    """Everything one run needs, built from a :class:`Config` (or a TOML-shaped dict).
 
-    def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
+    ``train`` (and optionally ``test``): map-style torch datasets of (stimulus, label) pairs to use instead of
+    ``data.source`` (which then reads ``python:CLASSNAME``; see :func:`saccade_sim.datasets.from_dataset`)."""
+
+    def __init__(self, config: Config | dict[str, Any] | None = None, train: Any = None, test: Any = None) -> None:
         cfg = config if isinstance(config, Config) else resolve(config or {})
+        if train is not None:
+            cfg.data.source = f"python:{type(train).__name__}"
         self.config = cfg
         self.world = distributed.world()
         self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
-        self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
+        self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed, train, test)
         labelled = len(self.split.train)
         seen = [self.split.train] + ([self.split.unlabelled] if self.split.unlabelled is not None else [])
         train = torch.cat([modality_cls.prepare(part, cfg.glimpse) for part in seen])  # what the eyes see
@@ -127,7 +134,10 @@ class Experiment:
             self.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []
         self.decoding: list[dict[str, Any]] = []  #: per-layer probe accuracy over simulated time
-        self.wall_s = 0.0
+        self.wall_s = 0.0  #: seconds simulating, the in-run probes excluded
+        self.decoding_wall_s = 0.0  #: seconds spent in the in-run probes (``probe.every_ms``)
+        #: called as ``log(kind, entry)`` with each history entry, in-run probe and the final results
+        self.loggers: list[Callable[[str, dict[str, Any]], None]] = []
 
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
@@ -187,6 +197,20 @@ class Experiment:
             for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
                 entry[f"{agent.name}/{k}"] = v
         self.history.append(entry)
+        self._log("history", entry)
+
+    def _log(self, kind: str, entry: dict[str, Any]) -> None:
+        for log in self.loggers:
+            log(kind, entry)
+
+    def log_to(self, out: str | Path) -> None:
+        """Write live logs into ``out`` as ``[log]`` asks (TensorBoard events, history.csv) from now on; the run
+        folder of ``saccade-sim run`` gets them without this call."""
+        from .logs import RunLog
+
+        if self.world.is_main:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            self.loggers.append(RunLog(out, self.config.log, self.eye.event, self.history))
 
     def simulate(self, events: int | None = None, progress: bool | None = None,
                  stop: Callable[[], bool] = lambda: False, pause_every: int = 0,
@@ -195,23 +219,21 @@ class Experiment:
         engine; returns how many ran. Stops early once ``stop()`` is true (checked before each event).
         With ``pause_every`` > 0, ``on_pause()`` is called every ``pause_every`` events (counted from event
         0), when no event is in flight (e.g. to write a checkpoint). Ends with a divergence check."""
-        from tqdm.auto import tqdm
-
         events = self.config.run.events - self.eye.event if events is None else events
-        show = (self.config.run.progress if progress is None else progress) and self.world.is_main
-        bar = tqdm(total=events * self.config.eye.batch, unit="glimpse", unit_scale=True, disable=not show,
-                   mininterval=0.5, desc=f"{self.config.rule.name}")
+        show = (self.config.run.progress if progress is None else progress) and self.world.is_main and events > 0
+        bar = progress_bar(events * self.config.eye.batch, self.config.rule.name, show, unit="glimpse",
+                           unit_scale=True)
         done = 0
         with bar:
             while done < events and not stop():
                 chunk = events - done
                 if pause_every:
                     chunk = min(chunk, pause_every - self.eye.event % pause_every)
-                start = time.perf_counter()
+                start, probing = time.perf_counter(), self.decoding_wall_s
                 ran = self.simulation.run(chunk, tick=lambda: bar.update(self.config.eye.batch), stop=stop)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
-                self.wall_s += time.perf_counter() - start
+                self.wall_s += time.perf_counter() - start - (self.decoding_wall_s - probing)
                 done += ran
                 if ran == chunk and pause_every and self.eye.event % pause_every == 0 and on_pause is not None:
                     self.verify()
@@ -231,33 +253,46 @@ class Experiment:
         perm = np.random.default_rng(stream_seed(self.config.seed, "probe", name)).permutation(n_items)
         return torch.from_numpy(np.sort(perm[:limit] if limit else perm))
 
-    def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor,
+                 tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
         p = self.config.probe
-        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch)
+        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, tick)
 
-    def probe_scores(self, layers: list[Layer], with_input: bool = True) -> list[float]:
+    def probe_scores(self, layers: list[Layer], with_input: bool = True,
+                     tick: Callable[[], Any] = lambda: None) -> list[float]:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
-        input, the costliest probe, when ``with_input`` is false)."""
+        input, the costliest probe, when ``with_input`` is false); ``tick()`` after each batch and each fit."""
         p = self.config.probe
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
-        f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
+        f_tr = self.features(layers, self.train_store, tr, tick)
+        f_te = self.features(layers, self.test_store, te, tick)
         first = 0 if with_input else 1
-        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
+        scores = []
+        for a, b in zip(f_tr[first:], f_te[first:]):
+            scores.append(ridge_probe(a, y_tr, b, y_te)["accuracy"])
+            tick()
+        return scores
 
     def _probe_during_run(self, glimpse) -> None:
+        start = time.perf_counter()
         scores = self.probe_scores(self.layers, with_input=False)
         self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
                               **{a.name: acc for a, acc in zip(self.agents, scores)}})
+        self.decoding_wall_s += time.perf_counter() - start
+        self._log("decoding", self.decoding[-1])
 
-    def probe(self) -> dict[str, Any]:
+    def probe(self, progress: bool = False) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         names = [a.name for a in self.agents]
-        trained, random = self.probe_scores(self.layers), self.probe_scores(self.initial_layers, with_input=False)
+        batches = -(-len(tr) // p.batch) - (-len(te) // p.batch)
+        with progress_bar(2 * batches + 2 * len(names) + 1, "probe", progress, unit="step") as bar:
+            trained = self.probe_scores(self.layers, tick=bar.update)
+            random = self.probe_scores(self.initial_layers, with_input=False, tick=bar.update)
         return {"layers": dict(zip(names, trained[1:])),
                 "baselines": {"input": trained[0], "random": dict(zip(names, random))},
                 "n_train": len(tr), "n_test": len(te), "chance": 1.0 / len(self.split.classes)}
@@ -266,8 +301,10 @@ class Experiment:
         """Simulate ``run.events`` events, then probe every layer; returns the ``results.json`` tree."""
         self.simulate(progress=progress)
         start = time.perf_counter()
-        probe = self.probe() if self.config.probe.enabled and self.world.is_main else {}
+        show = self.config.run.progress if progress is None else progress
+        probe = self.probe(show) if self.config.probe.enabled and self.world.is_main else {}
         self.results = self._results(probe, time.perf_counter() - start)
+        self._log("results", self.results)
         return self.results
 
     def _results(self, probe: dict[str, Any], probe_wall_s: float) -> dict[str, Any]:
@@ -277,8 +314,10 @@ class Experiment:
             "seed": cfg.seed, "device": str(self.device), "events": events, "glimpses": events * cfg.eye.batch,
             "sim_time_ms": float(self.simulation.env.now), "wall_s": self.wall_s,
             "glimpses_per_s": events * cfg.eye.batch / max(self.wall_s, 1e-9), "probe_wall_s": probe_wall_s,
+            "decoding_wall_s": self.decoding_wall_s,
             "probe": probe, "classes": self.split.classes,
             "layers": {a.name: list(a.layer.post_shape) for a in self.agents},
+            "provenance": provenance.collect(self.device),
         }
 
     # -- persistence ---------------------------------------------------------------------------
@@ -296,6 +335,7 @@ class Experiment:
             "rng": rng_states(),
             "history": self.history,
             "wall_s": self.wall_s,
+            "decoding_wall_s": self.decoding_wall_s,
             "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
             "decoding": self.decoding,
         }
@@ -334,6 +374,7 @@ class Experiment:
         self.history = list(state["history"])
         self.decoding = list(state["decoding"])
         self.wall_s = state["wall_s"]
+        self.decoding_wall_s = state.get("decoding_wall_s", 0.0)  # absent from checkpoints of 0.1.0
         missing = sorted(set(self.stateful) - set(state["stateful"]))
         if missing:
             raise ValueError(f"checkpoint lacks the registered state {missing[0]!r}")

@@ -7,6 +7,7 @@ from saccade_sim.analysis.population import (lifetime_sparseness, participation_
                                              treves_rolls)
 from saccade_sim.analysis.receptive import (_grid, fit_gabor, gabor, orientation_selectivity, orientation_tuning,
                                             response_weighted_average)
+from saccade_sim.analysis.report import field_stats
 from saccade_sim.analysis.similarity import label_similarity, rsa, rsa_table, similarity_matrix
 
 
@@ -70,6 +71,18 @@ def test_gabor_fit_recovers_a_generated_gabor_patch():
     assert fit_gabor(np.random.default_rng(1).normal(size=(16, 16)))["r2"] < 0.5
     assert np.isnan(fit_gabor(np.ones((3, 3)))["r2"])  # too few pixels for 9 parameters
     assert np.isnan(fit_gabor(np.zeros((8, 8)))["r2"])  # a silent unit's flat field: nothing to fit
+
+
+def test_flat_fields_are_not_fitted():
+    """A uniform field (a slight gradient on a constant) would be fitted by a Gabor of vanishing frequency with
+    R^2 near 1: it counts as flat, like a silent one, and gets no R^2 and no OSI."""
+    coords = _grid(12, 12)
+    tuned = gabor(coords, 1, 5.5, 5.5, 3, 3, 0.5, 0.2, 0, 0).reshape(12, 12)
+    uniform = 0.3 + 0.002 * np.arange(144).reshape(12, 12) / 144
+    assert fit_gabor(uniform)["r2"] > 0.9  # what the flat rule keeps out of the statistics
+    stats = field_stats(np.stack([tuned, uniform, np.zeros((12, 12))])[:, None], max_units=3)
+    assert stats["r2"][0] > 0.9 and 0 < stats["osi"][0] <= 1
+    assert np.isnan(stats["r2"][1:]).all() and np.isnan(stats["osi"][1:]).all()
 
 
 def test_orientation_selectivity_of_gratings_gabors_and_isotropic_blobs():

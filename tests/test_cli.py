@@ -3,9 +3,8 @@ import json
 
 
 from saccade_sim.cli import main
+from saccade_sim.experiment import TIMING_FIELDS
 from conftest import data_path
-
-TIMING = ("wall_s", "glimpses_per_s", "probe_wall_s")
 
 
 def run_cli(args, capsys):
@@ -48,7 +47,7 @@ def test_same_config_and_seed_give_the_same_results(tmp_path, capsys):
         out = tmp_path / f"r{i}"
         assert run_cli(["run", *small(str(data_path("natural"))), "--out", str(out)], capsys)[0] == 0
         r = load_results(out)
-        outs.append({k: v for k, v in r.items() if k not in TIMING})
+        outs.append({k: v for k, v in r.items() if k not in TIMING_FIELDS})
     assert outs[0] == outs[1]
 
 

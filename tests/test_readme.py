@@ -10,7 +10,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_the_readme_simulation_script_runs(tmp_path, monkeypatch, capsys):
     text = README.read_text()
-    script = re.search(r"## A simulation script\n\n```python\n(.*?)```", text, re.S).group(1)
+    script = re.search(r"## The Python API\n\n```python\n(.*?)```", text, re.S).group(1)
     for old, new in (("../shared/data/mnist5k.npz", str(data_path("mnist5k.npz"))), ('"events": 2000', '"events": 150')):
         assert old in script, old
         script = script.replace(old, new)

@@ -94,6 +94,10 @@ def test_cli_on_moving_mnist(tmp_path, capsys):
     assert r["probe"]["n_train"] == 100 and r["probe"]["n_test"] == 50 and r["classes"] == [str(d) for d in range(10)]
     accs = [r["probe"]["baselines"]["input"], r["probe"]["layers"]["layer1"], r["probe"]["baselines"]["random"]["layer1"]]
     assert all(0.0 <= a <= 1.0 for a in accs)
+    assert main(["analyze", str(tmp_path / "mm"), "--stimuli", "20", "--quiet"]) == 0
+    scan = np.load(tmp_path / "mm" / "scan_path.npz")  # the visit's (y, x) over the mean of the frames it saw
+    assert scan["gaze"].shape[1] == 2 and len(scan["gaze"]) >= 2 and scan["stimulus"].shape[:1] == (1,) and scan["stimulus"].ndim == 3
+    assert "drawn over the mean of frames" in (tmp_path / "mm" / "report.md").read_text()
 
 
 def test_cli_on_unlabelled_videos_classifies_held_out_segments(tmp_path, capsys):

@@ -2,6 +2,7 @@
 reader needs no Python to look at it and no plot to re-use the numbers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 
 from .. import io  # noqa: E402
+
+MAX_FIELDS = 64  #: fields drawn per panel (the .npz keeps them all)
 
 
 def save(fig: plt.Figure, out: Path, stem: str, data: dict[str, Any]) -> str:
@@ -23,82 +27,170 @@ def save(fig: plt.Figure, out: Path, stem: str, data: dict[str, Any]) -> str:
     return f"{stem}.png"
 
 
-def tile(fields: np.ndarray, columns: int = 0) -> np.ndarray:
-    """[U, C, h, w] fields -> one image mosaic [rows*(h+1), cols*(w+1), C], each field scaled to [0, 1]."""
-    u, c, h, w = fields.shape
-    cols = columns or int(np.ceil(np.sqrt(u)))
-    rows = int(np.ceil(u / cols))
-    lo = fields.reshape(u, -1).min(1)[:, None, None, None]
-    hi = fields.reshape(u, -1).max(1)[:, None, None, None]
-    scaled = (fields - lo) / np.clip(hi - lo, 1e-12, None)
-    mosaic = np.ones((rows * (h + 1), cols * (w + 1), c))
-    for i in range(u):
-        r, q = divmod(i, cols)
-        mosaic[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = scaled[i].transpose(1, 2, 0)
-    return mosaic if c == 3 else mosaic[..., 0]
+@dataclass
+class FieldAxes:
+    """How a field's two axes are drawn: labels, the size of one pixel along each, and whether row 0 is the
+    bottom (spectrograms: low frequencies at the bottom) or the top (images)."""
+
+    x_label: str = ""
+    y_label: str = ""
+    x_step: float = 1.0  #: data units per pixel column (e.g. ms per spectrogram frame)
+    y_step: float = 1.0
+    origin: str = "upper"
+
+    @classmethod
+    def spectrogram(cls, ms_per_frame: float) -> "FieldAxes":
+        return cls("time (ms)", "mel band", ms_per_frame, 1.0, "lower")
+
+
+def field_images(fields: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, float, str]:
+    """[U, C, h, w] -> (what to draw, the shared scale m, how): one signed grey image per unit for C != 3
+    (C > 1, e.g. a video field's frames: their mean), drawn in [-m, m]; for C = 3 an RGB image 0.5 + f / 2m
+    (grey = 0). m = ``scale``, or max |f| over all units, so the fields are compared on one scale."""
+    f = np.asarray(fields, dtype=np.float64)
+    m = scale or float(np.abs(f).max()) or 1.0
+    if f.shape[1] == 3:
+        return np.clip(0.5 + f.transpose(0, 2, 3, 1) / (2 * m), 0, 1), m, "RGB, grey = 0"
+    how = "mean over the field's channels (frames)" if f.shape[1] > 1 else ""
+    return f.mean(1), m, how
+
+
+def _field_panel(panel, fields: np.ndarray, title: str, axes: FieldAxes, quantity: str, scale: float,
+                 bar: bool) -> None:
+    """One panel (a subfigure): a grid of unit fields on the signed colour scale [-scale, scale], with the
+    colour bar when ``bar``."""
+    shown = fields[:MAX_FIELDS]
+    images, m, how = field_images(shown, scale)
+    cols = int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    grid = np.atleast_2d(panel.subplots(rows, cols, squeeze=False))
+    h, w = images.shape[1:3]
+    extent = (0, w * axes.x_step, 0, h * axes.y_step) if axes.origin == "lower" else None
+    im = None
+    for i, ax in enumerate(grid.ravel()):
+        if i >= len(images):
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(images[i], cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest", origin=axes.origin,
+                       extent=extent, aspect="auto" if extent else "equal")
+        bottom_left = i == (rows - 1) * cols
+        if axes.x_label and bottom_left:
+            ax.set_xlabel(axes.x_label, fontsize=7)
+            ax.set_ylabel(axes.y_label, fontsize=7)
+            ax.tick_params(labelsize=6)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    more = f"; first {len(shown)} of {len(fields)}" if len(fields) > len(shown) else ""
+    panel.suptitle(f"{title} ({how}{'; ' if how else ''}{len(shown)} units{more})", fontsize=9)
+    if bar and images.ndim == 3:  # signed grey-scale fields (for RGB ones the figure title states the scale)
+        colour_bar = panel.colorbar(im, ax=grid.ravel().tolist(), shrink=0.7, pad=0.02)
+        colour_bar.set_label(f"{quantity} (one scale for every unit, trained and random; 0 = white)", fontsize=9)
 
 
 def receptive_fields(out: Path, stem: str, title: str, trained: np.ndarray, random: np.ndarray,
-                     stats: dict[str, np.ndarray]) -> str:
-    """Trained and random-weights fields side by side, with the Gabor R^2 and OSI histograms below."""
-    fig, ax = plt.subplots(2, 2, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 1]})
-    fig.suptitle(title)
-    for a, fields, name in ((ax[0, 0], trained, "trained"), (ax[0, 1], random, "random weights")):
-        a.imshow(tile(fields), cmap="gray", interpolation="nearest")
-        a.set(title=name, xticks=[], yticks=[])
-    for a, key, label in ((ax[1, 0], "r2", "Gabor fit R$^2$"), (ax[1, 1], "osi", "orientation selectivity")):
-        bins = np.linspace(0, 1, 21)
+                     stats: dict[str, np.ndarray], axes: FieldAxes, not_fitted: str = "",
+                     quantity: str = "weight") -> str:
+    """Trained and random-weights fields side by side on one signed colour scale (m = max |field| over the
+    units drawn in both) with one colour bar, and below them the histograms of the Gabor-fit R^2 and the
+    orientation selectivity index (or, when they do not apply, ``not_fitted``: the reason, in a short row)."""
+    bottom_height = 0.25 if not_fitted else 1.0
+    fig = plt.figure(figsize=(12, 7.2 + 2.3 * bottom_height), layout="constrained")
+    scale = max(float(np.abs(f[:MAX_FIELDS]).max()) for f in (trained, random)) or 1.0
+    rgb = f"\n(RGB: ±{scale:.3g} maps to the full range of each channel for every unit, trained and random; grey = 0)"
+    fig.suptitle(title + (rgb if trained.shape[1] == 3 else ""))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3, bottom_height])
+    for panel, fields, name in zip(top.subfigures(1, 2), (trained, random), ("trained", "random weights")):
+        _field_panel(panel, fields, name, axes, quantity, scale, bar=fields is random)
+    hist = bottom.subplots(1, 2)
+    for a, key, label in ((hist[0], "r2", "Gabor fit R$^2$"), (hist[1], "osi", "orientation selectivity index")):
+        if not_fitted:
+            a.text(0.5, 0.5, f"{label}: not fitted\n({not_fitted})", ha="center", va="center", fontsize=9,
+                   wrap=True, transform=a.transAxes)
+            a.set_axis_off()
+            continue
+        values, names = [], []
         for who, name in (("trained", "trained"), ("random", "random weights")):
             v = stats[f"{who}_{key}"]
-            a.hist(np.clip(v[np.isfinite(v)], 0, 1), bins, alpha=0.6, label=name)
+            flat = int((~np.isfinite(v)).sum())
+            values.append(np.clip(v[np.isfinite(v)], 0, 1))
+            names.append(f"{name} (n = {len(values[-1])}" + (f"; {flat} flat, not fitted)" if flat else ")"))
+        a.hist(values, np.linspace(0, 1, 21), label=names, color=["C0", "C1"])  # side by side in each bin
         a.set(xlabel=label, ylabel="units")
-        a.legend()
-    fig.tight_layout()
+        a.legend(fontsize=8)
     return save(fig, out, stem, {"trained_fields": trained, "random_fields": random, **stats})
 
 
-def decoding(out: Path, curve: list[dict[str, Any]], layers: list[str], probe: dict[str, Any]) -> str:
-    """Probe accuracy per layer over simulated time, the final value, and the input / random baselines."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    data: dict[str, Any] = {}
-    t = np.array([c["time_ms"] / 1000 for c in curve])
+def decoding(out: Path, curve: list[dict[str, Any]], layers: list[str], probe: dict[str, Any],
+             end_s: float) -> str:
+    """Probe accuracy per layer over simulated time: at t = 0 the random weights (the network's initial
+    state), the in-run probes (``probe.every_ms``), the final probe at the run's end ``end_s``; the raw-input
+    baseline and chance as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    data: dict[str, Any] = {"layers": np.array(layers), "end_s": end_s}
+    markers = "os^Dv<>p*h"
     for i, name in enumerate(layers):
-        color = f"C{i}"
-        if curve:
-            acc = np.array([c[name] for c in curve])
-            ax.plot(t, acc, "o-", color=color, label=name)
-            data[name] = acc
+        t = [c["time_ms"] / 1000 for c in curve]
+        acc = [c[name] for c in curve]
         if probe:
-            ax.axhline(probe["baselines"]["random"][name], color=color, ls=":", label=f"{name} random weights")
+            t, acc = [0.0, *t], [probe["baselines"]["random"][name], *acc]
+            if not curve or abs(t[-1] - end_s) > 1e-9:
+                t, acc = [*t, end_s], [*acc, probe["layers"][name]]
+        ax.plot(t, acc, marker=markers[i % len(markers)], color=f"C{i}", label=name)
+        data[f"{name}_time_s"], data[f"{name}_accuracy"] = np.array(t), np.array(acc)
     if probe:
-        ax.axhline(probe["baselines"]["input"], color="k", ls="--", label="raw input")
-        ax.axhline(probe["chance"], color="gray", ls="-.", label="chance")
-        end = t[-1] if len(t) else 0.0
-        ax.plot([end] * len(layers), [probe["layers"][n] for n in layers], "k*", ms=10, label="final probe")
-        data.update(final=[probe["layers"][n] for n in layers], input=probe["baselines"]["input"],
-                    random=[probe["baselines"]["random"][n] for n in layers], chance=probe["chance"])
-    ax.set(xlabel="simulated time (s)", ylabel="test accuracy", title="linear decoding over training")
-    ax.legend(fontsize=7, loc="best")
+        ax.axhline(probe["baselines"]["input"], color="k", ls="--", label="raw glimpses (input)")
+        ax.axhline(probe["chance"], color="gray", ls=":", label="chance")
+        data.update(input=probe["baselines"]["input"], chance=probe["chance"])
+    note = "t = 0: random (initial) weights" + ("" if curve else "; no in-run probes (set probe.every_ms)")
+    ax.set(xlabel="simulated time (s)", ylabel="test accuracy (ridge probe)", xlim=(-0.03 * end_s, 1.03 * end_s),
+           title=f"linear decoding over training\n({note})")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    return save(fig, out, "decoding_curve", {"time_s": t, "layers": np.array(layers), **data})
+    return save(fig, out, "decoding_curve", data)
+
+
+def _class_ticks(ax, labels: np.ndarray, names: list[str]) -> None:
+    """Class boundaries as lines and, for up to 20 classes, the class names at the blocks' centres."""
+    change = np.flatnonzero(np.diff(labels)) + 0.5
+    for c in change:
+        ax.axhline(c, color="k", lw=0.5)
+        ax.axvline(c, color="k", lw=0.5)
+    edges = np.concatenate([[-0.5], change, [len(labels) - 0.5]])
+    centres = (edges[:-1] + edges[1:]) / 2
+    classes = [names[int(labels[int(np.ceil(e + 0.5))])] if names else str(labels[int(np.ceil(e + 0.5))])
+               for e in edges[:-1]]
+    if len(classes) <= 20:
+        short = max(len(c) for c in classes) <= 2
+        ax.set_xticks(centres, classes, rotation=0 if short else 90, fontsize=8 if short else 6)
+        ax.set_yticks(centres, classes, fontsize=8 if short else 6)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
 
 
 def similarity(out: Path, rsms: dict[str, np.ndarray], names: list[str], table: np.ndarray,
-               labels: np.ndarray) -> str:
-    """Each representation's RSM (stimuli sorted by label) and the RSA matrix between them and the labels."""
-    fig, ax = plt.subplots(1, len(rsms) + 1, figsize=(3.2 * (len(rsms) + 1), 3.4))
+               labels: np.ndarray, class_names: list[str]) -> str:
+    """Each representation's RSM (stimuli sorted by label, class boundaries drawn) on one colour scale, and
+    the RSA matrix between them and the labels with its values written in."""
+    n = len(rsms)
+    fig, ax = plt.subplots(1, n + 1, figsize=(3.6 * (n + 1) + 1, 4.2), layout="constrained",
+                           gridspec_kw={"width_ratios": [1] * n + [1.15]})
+    im = None
     for a, (name, m) in zip(ax, rsms.items()):
-        a.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
-        a.set(title=name, xticks=[], yticks=[])
-    im = ax[-1].imshow(table, cmap="viridis", vmin=-0.2, vmax=1)
-    ax[-1].set(xticks=range(len(names)), yticks=range(len(names)), title="RSA (Spearman)")
-    ax[-1].set_xticklabels(names, rotation=90, fontsize=7)
-    ax[-1].set_yticklabels(names, fontsize=7)
+        im = a.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        a.set_title(f"{name} RSM", fontsize=10)
+        _class_ticks(a, labels, class_names)
+    fig.colorbar(im, ax=ax[:n].tolist(), shrink=0.8, label="Pearson correlation between stimuli")
+    rsa_im = ax[-1].imshow(table, cmap="viridis", vmin=min(0.0, float(table.min())), vmax=1)
+    ax[-1].set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax[-1].set_yticks(range(len(names)), names, fontsize=8)
+    ax[-1].set_title("RSA (Spearman)", fontsize=10)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax[-1].text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
-    fig.colorbar(im, ax=ax[-1], fraction=0.046)
-    fig.tight_layout()
+            colour = "k" if rsa_im.norm(table[i, j]) > 0.6 else "w"
+            ax[-1].text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=9, color=colour)
+    fig.colorbar(rsa_im, ax=ax[-1], shrink=0.8, label="Spearman correlation between RSMs")
     return save(fig, out, "similarity", {"names": np.array(names), "rsa": table, "labels": labels,
                                          **{f"rsm_{k}": v for k, v in rsms.items()}})
 
@@ -110,49 +202,50 @@ def population(out: Path, stats: dict[str, dict[str, float]]) -> str:
     fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
     x = np.arange(len(layers))
     for a, key in zip(ax, keys):
-        a.bar(x - 0.2, [stats[n][f"trained_{key}"] for n in layers], 0.4, label="trained")
-        a.bar(x + 0.2, [stats[n][f"random_{key}"] for n in layers], 0.4, label="random weights")
+        for dx, who, name in ((-0.2, "trained", "trained"), (0.2, "random", "random weights")):
+            values = [stats[n][f"{who}_{key}"] for n in layers]
+            bars = a.bar(x + dx, values, 0.4, label=name, color="C0" if who == "trained" else "C1")
+            a.bar_label(bars, fmt="%.2f", fontsize=8)
         a.set(xticks=x, title=key.replace("_", " "))
         a.set_xticklabels(layers)
-        a.legend(fontsize=7)
-    fig.tight_layout()
+        a.margins(y=0.15)
+    for a in ax[:2]:
+        a.set_ylabel("Vinje-Gallant S (0 = dense, 1 = one-hot)")
+    ax[2].set_ylabel("effective number of dimensions")
+    fig.legend(*ax[0].get_legend_handles_labels(), loc="upper center", ncols=2, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return save(fig, out, "population", {f"{w}_{k}": [stats[n][f"{w}_{k}"] for n in layers]
                                          for k in keys for w in ("trained", "random")} | {"layers": layers})
 
 
-def weights_over_time(out: Path, history: list[dict[str, Any]], layers: list[str]) -> str:
-    """Weight norm |W| and relative update size |grad|/|W| (the rule's -dW before the learning rate, as the
-    run's history records it) per layer over simulated time."""
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    t = np.array([h["time_ms"] / 1000 for h in history])
-    data: dict[str, Any] = {"time_s": t}
-    for name in layers:
-        for a, key in zip(ax, ("weight_norm", "update")):
-            v = np.array([h.get(f"{name}/{key}", np.nan) for h in history])
-            a.plot(t, v, label=name)
-            data[f"{name}_{key}"] = v
-    ax[0].set(xlabel="simulated time (s)", ylabel="|W|", title="weight norm")
-    ax[0].ticklabel_format(axis="y", useOffset=False)
-    ax[1].set(xlabel="simulated time (s)", ylabel="|grad| / |W| per event (before lr)", title="update size",
-              yscale="log")
-    for a in ax:
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    return save(fig, out, "weights_over_time", data)
-
-
-def scan_path(out: Path, image: np.ndarray, gaze: np.ndarray, patch: int) -> str:
-    """One eye's fixations (glimpse centres, numbered in order) drawn over the stimulus it looked at."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    shown = image.transpose(1, 2, 0)
+def scan_path(out: Path, stimulus: np.ndarray, gaze: np.ndarray, box: tuple[int, int], title: str,
+              axes: FieldAxes) -> str:
+    """The fixations of one visit (glimpse boxes, centres numbered in order, arrows between them) drawn over
+    the stimulus [C, H, W] it looked at; ``gaze`` [n, 2] are the boxes' first (row, column)."""
+    fig, ax = plt.subplots(figsize=(7, 6.5))
+    shown = stimulus.transpose(1, 2, 0).astype(np.float64)
     shown = (shown - shown.min()) / max(float(np.ptp(shown)), 1e-12)
-    ax.imshow(shown if shown.shape[-1] == 3 else shown[..., 0], cmap="gray")
-    centre = gaze + patch / 2 - 0.5
-    ax.plot(centre[:, 1], centre[:, 0], "-", color="yellow", lw=1)
-    ax.scatter(centre[:, 1], centre[:, 0], c=np.arange(len(centre)), cmap="autumn", s=25, zorder=3)
+    ax.imshow(shown if shown.shape[-1] == 3 else shown[..., 0], cmap="gray", origin=axes.origin,
+              aspect="auto" if axes.origin == "lower" else "equal", interpolation="nearest")
+    h, w = box
+    centre = gaze + np.array([h, w]) / 2 - 0.5
+    order = plt.cm.viridis(np.linspace(0, 1, len(gaze)))
+    for i, (y, x) in enumerate(gaze):
+        ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, color=order[i], lw=0.8, alpha=0.6))
+    for i in range(len(centre) - 1):
+        ax.annotate("", centre[i + 1][::-1], centre[i][::-1],
+                    arrowprops=dict(arrowstyle="->", color=order[i], lw=1.2, shrinkA=4, shrinkB=4))
+    dots = ax.scatter(centre[:, 1], centre[:, 0], c=np.arange(len(centre)), cmap="viridis", s=60, zorder=3,
+                      edgecolors="w", linewidths=0.8)
+    outline = [patheffects.withStroke(linewidth=1.5, foreground="k")]
     for i, (y, x) in enumerate(centre):
-        ax.annotate(str(i), (x, y), color="cyan", fontsize=6, xytext=(2, 2), textcoords="offset points")
-    ax.add_patch(plt.Rectangle((gaze[0, 1] - 0.5, gaze[0, 0] - 0.5), patch, patch, fill=False, color="red"))
-    ax.set(title=f"scan path ({len(gaze)} fixations; red: first glimpse)", xticks=[], yticks=[])
+        ax.annotate(str(i), (x, y), color="w", fontsize=6, ha="center", va="center", zorder=4, path_effects=outline)
+    bar = fig.colorbar(dots, ax=ax, shrink=0.7)
+    bar.set_label("fixation (order)")
+    ax.set_title(title, fontsize=9)
+    if axes.x_label:
+        ax.set(xlabel=axes.x_label.replace(" (ms)", " (frames)"), ylabel=axes.y_label)
+    else:
+        ax.set(xticks=[], yticks=[])
     fig.tight_layout()
-    return save(fig, out, "scan_path", {"image": image, "gaze": gaze, "patch": patch})
+    return save(fig, out, "scan_path", {"stimulus": stimulus, "gaze": gaze, "box": np.array(box)})

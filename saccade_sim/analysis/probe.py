@@ -7,7 +7,7 @@ penalty chosen by leave-one-out on that split, and scored on a test split it nev
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,10 @@ LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative
 
 @torch.no_grad()
 def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
-                  pool: int = 2, aggregate: str = "concat", batch: int = 64) -> list[torch.Tensor]:
-    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU."""
+                  pool: int = 2, aggregate: str = "concat", batch: int = 64,
+                  tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
+    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU (``tick()`` after
+    each batch of ``batch`` stimuli)."""
     g = modality.space.grid.shape[0]
     out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
     for chunk in idx.split(batch):
@@ -38,6 +40,7 @@ def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tens
             r = r.reshape(n, g, -1)
             r = r.mean(1) if aggregate == "mean" else r.reshape(n, -1)
             out[i].append(r.double().cpu())
+        tick()
     return [torch.cat(o) for o in out]
 
 
@@ -85,3 +88,21 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     pred = ((x_test @ x_train.T) @ alpha + y_mean).argmax(1)
     return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
             "loo_accuracy": float(loo_acc[best])}
+
+
+def probe_table(results: dict[str, Any]) -> str:
+    """The per-layer probe table of a ``results.json`` tree: trained accuracy next to the random-weights and
+    raw-input baselines."""
+    probe = results.get("probe") or {}
+    if not probe:
+        return "(probe disabled)"
+    rows = [("representation", "trained", "random weights")]
+    rows.append(("input (raw glimpses)", f"{probe['baselines']['input']:.3f}", ""))
+    for name, acc in probe["layers"].items():
+        rows.append((name, f"{acc:.3f}", f"{probe['baselines']['random'][name]:.3f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"(test accuracy, {probe['n_test']} held-out stimuli; probe trained on {probe['n_train']}; "
+                 f"chance {probe['chance']:.3f})")
+    return "\n".join(lines)

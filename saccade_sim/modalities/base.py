@@ -90,6 +90,12 @@ class Modality:
                         "per class or set data.label_pattern")
 
     @classmethod
+    def to_raw(cls, item: Any) -> np.ndarray:
+        """One stimulus of a torch ``Dataset`` (a tensor, an array, a PIL image) in the layout this modality's
+        files decode to (what :meth:`load_file` returns)."""
+        return np.asarray(item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else item)
+
+    @classmethod
     def check_array(cls, x: np.ndarray, where: str) -> None:
         """Validate an array loaded from a ``.npz`` (raise DataError naming ``where``)."""
 

@@ -96,6 +96,15 @@ class ImageModality(Modality):
         return resize_square(a, options.size) if options.size else a
 
     @classmethod
+    def to_raw(cls, item) -> np.ndarray:
+        """A torch image tensor [C, H, W] (torchvision's layout, e.g. after ``ToTensor``) becomes [H, W, C];
+        arrays [H, W] / [H, W, C] and PIL images are taken as they are."""
+        if isinstance(item, torch.Tensor) and item.dim() == 3 and item.shape[0] in (1, 3, 4):
+            item = item.permute(1, 2, 0)
+        a = super().to_raw(item)
+        return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+
+    @classmethod
     def unlabelled(cls, items, names, cfg, options, rng):
         """Unlabelled photographs: crops labelled by photo (:func:`saccade_sim.datasets.photo_crops`)."""
         from ..datasets import photo_crops
