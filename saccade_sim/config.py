@@ -64,6 +64,21 @@ class LayerSpec:
     kwta: int = 0  #: transmit only the k largest a - threshold per position (hard k-WTA; 0 = off)
     prune: float = 0.0  #: fraction of connections removed by a fixed random mask (0 = none)
     center: float = 0.0  #: > 0: transmit each channel minus its running mean, updated at this rate per event
+    pool_stride: int = 0  #: pooling stride (0 = the pooling window, non-overlapping)
+    pool_padding: int = 0  #: pooling padding (max pooling pads with -inf, average pooling with zeros)
+    padding_mode: str = "zeros"  #: "zeros" or "reflect" (the input is reflect-padded before the convolution)
+    input_norm: str = "none"  #: "none", "batch" (BatchNorm without affine), "image" (per-sample standardisation), "unit"
+    batch_norm: bool = False  #: BatchNorm with a learned affine map on the potential, before the activation
+    power: float = 1.0  #: activation "triangle": y = relu(a - mean_c a) ** power
+    negative_slope: float = 0.01  #: activation "leaky_relu": the slope for a < 0
+    thresholded: bool = False  #: the activation and k-WTA see a - theta (the layer's adaptive thresholds)
+    binarize: bool = False  #: transmit 1 where the output is > 0, else 0 (Miconi's binary winners)
+    init: str = "default"  #: "default" (torch's), "normal" (N(0, init_norm^2 / fan_in)), "normal_unit" (rows of norm init_norm)
+    init_norm: float = 1.0  #: init "normal": expected norm of each unit's weights; "normal_unit": their exact norm
+
+
+#: what ``input_norm`` can do to a layer's input before its weights see it
+INPUT_NORMS = ("none", "batch", "image", "unit")
 
 
 @dataclass
@@ -397,6 +412,16 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"{key}.prune: must be in [0, 1), got {spec.prune!r}")
         if not 0.0 <= spec.center <= 1.0:
             raise ConfigError(f"{key}.center: must be in [0, 1] (0 = off), got {spec.center!r}")
+        _choice(spec.padding_mode, ("zeros", "reflect"), f"{key}.padding_mode")
+        _choice(spec.input_norm, INPUT_NORMS, f"{key}.input_norm")
+        _choice(spec.init, ("default", "normal", "normal_unit"), f"{key}.init")
+        for name in ("pool_stride", "pool_padding"):
+            _positive(getattr(spec, name), f"{key}.{name}", allow_zero=True)
+        for name in ("power", "init_norm"):
+            _positive(getattr(spec, name), f"{key}.{name}")
+        if 2 * spec.pool_padding > spec.pool:
+            raise ConfigError(f"{key}.pool_padding: must be at most half the pool window ({spec.pool}), "
+                              f"got {spec.pool_padding}")
         if spec.delay_ms >= cfg.eye.fixation_ms:
             raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
                               f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")

@@ -17,7 +17,7 @@ import torch
 
 import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
-from agents.layers import PRESETS, Layer, build_layers, calibrate
+from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
 from . import datasets, distributed, io
 from .analysis.probe import grid_features, ridge_probe
@@ -92,7 +92,7 @@ class Experiment:
         self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
                        self.world.shards(cfg.eye.shards))
         self.layers = self._build_layers()
-        if any(layer.spec.center for layer in self.layers):
+        if any(needs_calibration(layer.spec) for layer in self.layers):
             calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
