@@ -97,7 +97,7 @@ class LayerAgent:
                 self.rule.after_step()
             if self.sync is not None:
                 self.sync.after_step()
-        return g.with_data(self.layer.centered(pooled))
+        return g.with_data(self.layer.with_shortcut(self.layer.centered(pooled), g.data))
 
     def diverged(self, max_weight_norm: float) -> str | None:
         """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above

@@ -98,15 +98,39 @@ def _conv(c, k, p=None, pool=1, pool_kind="max", **extra):
                      pool_kind=pool_kind, **extra)
 
 
-def miconi_net(dense_output: bool = False, prune: float = 0.0, k: int = 5) -> list[LayerSpec]:
-    """Miconi (2021): conv 100 5x5 | 196 3x3 | 400 3x3, each + 2x2 average pooling. Without
-    ``dense_output`` each layer transmits its k-WTA winners (``kwta = k``); with it, the dense
-    relu(a - mean over channels) (plasticity still uses only the winners: rule competition "kwta").
-    ``prune`` removes that fraction of the connections between layers (layers 2 and 3)."""
-    out = dict(activation="relu_centered", kwta=0) if dense_output else dict(activation="relu", kwta=k)
-    return [_conv(100, 5, pool=2, pool_kind="avg", **out),
-            _conv(196, 3, pool=2, pool_kind="avg", prune=prune, **out),
-            _conv(400, 3, pool=2, pool_kind="avg", prune=prune, **out)]
+def miconi_net(dense_output: bool = False, prune: float = 0.0, k: int = 1) -> list[LayerSpec]:
+    """Miconi (2021) as HebbGrad_Github.ipynb builds it: conv 100 5x5 | 196 3x3 | 400 3x3, valid convolutions,
+    each + 2x2 average pooling; each layer's input standardised per image; initial weights normal with unit
+    norm per unit. Without ``dense_output`` each layer transmits its binary winners (1 where a unit is one of
+    the k largest ``a - theta`` at its position and ``a - theta > 0``); with it, the dense
+    ``relu((a - theta) - mean_c (a - theta))`` (the notebook's USETRIANGLE). Plasticity is the rule's (instar
+    with ``competition = "kwta"``, ``kwta_post = "binary"``: the same winners, whatever is transmitted).
+    ``prune`` removes that fraction of the connections of layers 2 and 3 (fixed random mask)."""
+    out = dict(activation="relu_centered") if dense_output else dict(activation="linear", kwta=k, binarize=True)
+    block = dict(p=0, pool=2, pool_kind="avg", input_norm="image", thresholded=True, init="normal_unit", **out)
+    return [_conv(100, 5, **block), _conv(196, 3, prune=prune, **block), _conv(400, 3, prune=prune, **block)]
+
+
+def softhebb_net(channels: tuple[int, int, int] = (96, 384, 1536)) -> list[LayerSpec]:
+    """SoftHebb's CIFAR-10 network (demo.py, presets.json "4SoftHebbCnnCIFAR"): three blocks of BatchNorm
+    without affine on the input, reflect padding, conv (5x5 | 3x3 | 3x3, no bias), triangle activation
+    (power 0.7 | 1.4 | 1) and MaxPool(4, 2, 1) | MaxPool(4, 2, 1) | AvgPool(2, 2); initial weights
+    N(0, 25^2 / fan_in) (norm ~25)."""
+    block = dict(padding_mode="reflect", input_norm="batch", activation="triangle", init="normal", init_norm=25.0)
+    overlapping = dict(pool=4, pool_stride=2, pool_padding=1)
+    return [_conv(channels[0], 5, 2, power=0.7, **overlapping, **block),
+            _conv(channels[1], 3, 1, power=1.4, **overlapping, **block),
+            _conv(channels[2], 3, 1, power=1.0, pool=2, pool_kind="avg", **block)]
+
+
+def sphere_net(channels: tuple[int, int, int] = (384, 768, 1536)) -> list[LayerSpec]:
+    """SPHeRe's CIFAR-10 network (main.py, class CNN): three blocks of conv 3x3 (with bias) + BatchNorm +
+    LeakyReLU(0.2) + MaxPool(4, 2, 1); the third block also transmits its input (zero-padded channels,
+    2x2 average pooled: ``residual``)."""
+    block = dict(bias=True, batch_norm=True, activation="leaky_relu", negative_slope=0.2, pool=4, pool_stride=2,
+                 pool_padding=1)
+    return [_conv(channels[0], 3, 1, **block), _conv(channels[1], 3, 1, **block),
+            _conv(channels[2], 3, 1, residual=True, **block)]
 
 
 #: Named architectures for ``network.preset``.
@@ -122,6 +146,9 @@ PRESETS: dict[str, list[LayerSpec]] = {
     "miconi_dense": miconi_net(dense_output=True),
     "miconi_pruned": miconi_net(prune=0.99),
     "miconi_both": miconi_net(dense_output=True, prune=0.99),
+    # the released SoftHebb and SPHeRe networks for 32x32 colour images
+    "softhebb": softhebb_net(),
+    "sphere": sphere_net(),
 }
 
 
@@ -193,6 +220,8 @@ class Layer(nn.Module):
                                   f"{a.shape[-2]}x{a.shape[-1]} output")
             self.post_shape = tuple(a.shape[1:])
             self.out_shape = tuple(self.pool(a).shape[1:])
+        if spec.residual:
+            self._check_shortcut()
         param = ACTIVATION_PARAMETERS.get(spec.activation)
         keyword = {param: getattr(spec, param)} if param else {}
         self.rho = functools.partial(ACTIVATIONS[spec.activation], **keyword) if keyword else ACTIVATIONS[spec.activation]
@@ -287,9 +316,25 @@ class Layer(nn.Module):
             return pooled
         return pooled - self.transmit_mean.view(-1, *[1] * (pooled.dim() - 2))
 
-    def transmit(self, y: torch.Tensor) -> torch.Tensor:
-        """What the next layer receives: ``pool(y)``, centred (``center``)."""
-        return self.centered(self.pool(y))
+    def _check_shortcut(self) -> None:
+        c_in, c_out = self.in_shape[0], self.out_shape[0]
+        if not self.is_conv or c_in > c_out or self.in_shape[1] % self.out_shape[1] or \
+                self.in_shape[1] // self.out_shape[1] != self.in_shape[2] // self.out_shape[2]:
+            raise ConfigError(f"network.{self.name}.residual: needs a conv layer whose {list(self.out_shape)} output "
+                              f"has at least the channels of its {list(self.in_shape)} input and a size that divides it")
+
+    def with_shortcut(self, out: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """``residual``: ``out`` plus the layer input ``x`` zero-padded to the layer's channels and average-pooled
+        to its output size (SPHeRe's third block), else ``out``."""
+        if not self.spec.residual:
+            return out
+        shortcut = F.pad(x, (0, 0, 0, 0, 0, out.shape[1] - x.shape[1]))
+        factor = x.shape[-1] // out.shape[-1]
+        return out + (F.avg_pool2d(shortcut, factor) if factor > 1 else shortcut)
+
+    def transmit(self, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """What the next layer receives: ``pool(y)``, centred (``center``), plus the input ``x`` (``residual``)."""
+        return self.with_shortcut(self.centered(self.pool(y)), x)
 
 
 def channel_mean(y: torch.Tensor) -> torch.Tensor:
@@ -319,7 +364,7 @@ def calibrate(layers: list[Layer], x: torch.Tensor) -> None:
         pooled = layer.pool(layer(x)[1])
         if layer.spec.center:
             layer.transmit_mean.copy_(channel_mean(pooled))
-        x = layer.centered(pooled)
+        x = layer.with_shortcut(layer.centered(pooled), x)
 
 
 def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True,

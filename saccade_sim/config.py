@@ -32,9 +32,13 @@ class DataConfig:
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
-    normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store), "zca" or "none"
+    #: "standard" (zero mean, unit variance over the training store), "zca" (patch ZCA filter), "zca_image"
+    #: (one ZCA matrix over whole images, each standardised first: Miconi's notebook) or "none"
+    normalize: str = "standard"
     zca_size: int = 7  #: normalize = "zca": side of the training patches the whitening filter is fitted on
-    zca_eps: float = 0.01  #: normalize = "zca": regulariser, relative to the mean patch variance
+    #: regulariser: "zca": relative to the mean patch variance; "zca_image": added to the diagonal of
+    #: T^T T / D as the notebook does (it uses 1e-3)
+    zca_eps: float = 0.01
     crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
     crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
@@ -75,6 +79,7 @@ class LayerSpec:
     binarize: bool = False  #: transmit 1 where the output is > 0, else 0 (Miconi's binary winners)
     init: str = "default"  #: "default" (torch's), "normal" (N(0, init_norm^2 / fan_in)), "normal_unit" (rows of norm init_norm)
     init_norm: float = 1.0  #: init "normal": expected norm of each unit's weights; "normal_unit": their exact norm
+    residual: bool = False  #: also transmit the input, zero-padded to the channels and average-pooled to the size
 
 
 #: what ``input_norm`` can do to a layer's input before its weights see it
@@ -391,7 +396,7 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.probe.pool, "probe.pool")
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
     _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
-    _choice(cfg.data.normalize, ("standard", "zca", "none"), "data.normalize")
+    _choice(cfg.data.normalize, ("standard", "zca", "zca_image", "none"), "data.normalize")
     _positive(cfg.data.zca_size, "data.zca_size")
     _positive(cfg.data.zca_eps, "data.zca_eps")
     _positive(cfg.data.crop_size, "data.crop_size")

@@ -28,7 +28,7 @@ from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
-from .whitening import N_PATCHES, fit_zca_kernel, whiten
+from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
 
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s")
 CHECKPOINT_FORMAT = 1  #: version of the checkpoint layout written by :meth:`Experiment.state_dict`
@@ -83,6 +83,8 @@ class Experiment:
             train, test = (train - mean) / std, (test - mean) / std
         if cfg.data.normalize == "zca":
             train, test = self._whiten(train, test)
+        elif cfg.data.normalize == "zca_image":
+            train, test = self._whiten_images(train, test)
         self.modality = modality_cls(cfg.glimpse, tuple(train.shape[1:]))
         self.train_store, self.test_store = train.to(self.device), test.to(self.device)
         self.train_labels = torch.from_numpy(self.split.train.y).to(self.device)
@@ -157,6 +159,16 @@ class Experiment:
         train, test = whiten(train, kernel), whiten(test, kernel)
         std = train.std().clamp_min(1e-8)
         return train / std, test / std
+
+    def _whiten_images(self, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole-image ZCA (Miconi's notebook): one D x D matrix fitted on training images, applied to both stores."""
+        entries = int(torch.tensor(train.shape[1:]).prod())
+        if entries > MAX_IMAGE_ENTRIES:
+            raise ConfigError(f"data.normalize: 'zca_image' builds a D x D matrix over whole stimuli and allows "
+                              f"D <= {MAX_IMAGE_ENTRIES}; these have D = {entries} ({tuple(train.shape[1:])}): "
+                              "use 'zca' (patch whitening) or set glimpse.size")
+        zca = fit_image_zca(train, self.config.data.zca_eps, N_IMAGES, generator(self.config.seed, "zca"))
+        return whiten_images(train, zca), whiten_images(test, zca)
 
     def _build_layers(self) -> list[Layer]:
         cfg = self.config

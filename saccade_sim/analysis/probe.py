@@ -30,7 +30,7 @@ def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tens
         x = modality.grid_glimpses(store, chunk)
         reps = [x]
         for layer in layers:
-            x = layer.transmit(layer(x)[1])
+            x = layer.transmit(layer(x)[1], x)
             reps.append(x)
         for i, r in enumerate(reps):
             if i > 0 and r.dim() == 4:
