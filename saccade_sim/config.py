@@ -148,6 +148,12 @@ class ProbeConfig:
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
     batch: int = 64
     every_ms: float = 0.0  #: also probe the layers every this many simulated ms (a decoding curve; 0 = off)
+    #: "ridge" (penalty by leave-one-out) or "linear" (SoftHebb's released readout: softmax, dropout, Adam)
+    classifier: str = "ridge"
+    epochs: int = 50  #: classifier = "linear": training epochs
+    #: classifier = "ridge": "kernel" (eigendecomposition of the items' Gram matrix) or "auto" (of the features'
+    #: when there are fewer features than items: the same classifier, much cheaper for large probes)
+    solver: str = "kernel"
 
 
 @dataclass
@@ -395,6 +401,9 @@ def _check_values(cfg: Config) -> None:
         _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
+    _choice(cfg.probe.classifier, ("ridge", "linear"), "probe.classifier")
+    _positive(cfg.probe.epochs, "probe.epochs")
+    _choice(cfg.probe.solver, ("kernel", "auto"), "probe.solver")
     _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
     _choice(cfg.data.normalize, ("standard", "zca", "zca_image", "none"), "data.normalize")
     _positive(cfg.data.zca_size, "data.zca_size")

@@ -20,7 +20,7 @@ from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
 from . import datasets, distributed, io
-from .analysis.probe import grid_features, ridge_probe
+from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
@@ -250,7 +250,11 @@ class Experiment:
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
         f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
         first = 0 if with_input else 1
-        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
+        if p.classifier == "linear":
+            seed = stream_seed(self.config.seed, "probe", "linear")
+            return [linear_probe(a, y_tr, b, y_te, p.epochs, seed, device=self.device)["accuracy"]
+                    for a, b in zip(f_tr[first:], f_te[first:])]
+        return [ridge_probe(a, y_tr, b, y_te, solver=p.solver)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
 
     def _probe_during_run(self, glimpse) -> None:
         scores = self.probe_scores(self.layers, with_input=False)
