@@ -52,6 +52,12 @@ def mean_sd(values: Sequence[float]) -> str:
     return f"{s['mean']:.3f} ± {s['sd']:.3f}"
 
 
+def mean_se(values: Sequence[float]) -> str:
+    """'+mean ± standard error' (sd / sqrt(n)) of paired differences, with 3 decimals."""
+    s = summary(values)
+    return f"{s['mean']:+.3f} ± {s['sd'] / len(values) ** 0.5:.3f}"
+
+
 def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:
     """Run every case once per round, ``repeats`` rounds (so the compared things share the machine's load),
     and summarise each case's values."""

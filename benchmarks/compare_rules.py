@@ -1,25 +1,32 @@
-"""Every registered rule on the same data, glimpse budget, network and probe, over several seeds.
+"""Every registered rule on the same data, glimpse budget, network and probe, over several seeds, ranked.
 
-    PYTHONPATH=. python benchmarks/compare_rules.py            # mnist5k, 3 seeds, a few minutes on 2 cores
-    PYTHONPATH=. python benchmarks/compare_rules.py --big      # more glimpses, channels, probe items
+    PYTHONPATH=. python benchmarks/compare_rules.py                      # mnist5k, 5 seeds, ~40 min on 2 cores
+    PYTHONPATH=. python benchmarks/compare_rules.py --only oja softhebb --seeds 3 --json a.json
+    PYTHONPATH=. python benchmarks/compare_rules.py --merge a.json b.json   # the table of saved runs
 
-Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later, e.g.
-CLAPP, is picked up with its own defaults unless it has an entry in SETTINGS), plus the competitive
-variants of the Hebbian rules. Columns: the ridge probe's held-out accuracy of the trained layer, the
-same architecture with its initial random weights, and the raw glimpses; mean ± sd over seeds.
+Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later is picked
+up with its own defaults unless it has an entry in SETTINGS), plus the competitive variants of the Hebbian
+rules, sorted by their gain over random weights. Columns: the ridge probe's held-out accuracy of the trained
+layer, the same architecture with its initial random weights and the raw glimpses (mean ± sd over seeds);
+the paired gain trained - random with its standard error (sd / sqrt(seeds)) and how many seeds are above;
+and the paired difference to the next rule down with its standard error (the same seed gives every rule the
+same initial weights and glimpse stream, so rules are compared seed by seed). Two rules are ranked apart when
+that difference exceeds about twice its standard error.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import saccade_sim as ss
 from saccade_sim import plugins  # noqa: F401  (registers the built-in rules)
 from saccade_sim.registry import RULES
 
-from common import DATA, arguments, machine, mean_sd, parse, summary, table, write_json
+from common import DATA, arguments, machine, mean_sd, mean_se, parse, summary, table, write_json
 
 #: rule-specific settings (sections of the config); rules not named here run with their defaults
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -32,8 +39,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "instar+kwta": {"name": "instar", "competition": "kwta", "k": 1, "threshold_rate": 0.01},
     "oja+kwta": {"name": "oja", "competition": "kwta", "k": 1, "threshold_rate": 0.01},
-    "softhebb (oja+soft, anti-Hebbian)": {"name": "oja", "competition": "soft", "temperature": 1.0,
-                                          "anti_hebbian": True},
+    "oja+soft (anti-Hebbian)": {"name": "oja", "competition": "soft", "temperature": 1.0, "anti_hebbian": True},
 }
 
 
@@ -50,7 +56,7 @@ def base_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return {"seed": seed, "data": {"source": str(DATA / args.data)},
             "network": {"layers": [{"channels": args.channels, "kernel": 5, "pool": 2}]},
             "run": {"events": args.events, "progress": False},
-            "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1}}
+            "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1, "solver": "auto"}}
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -60,22 +66,11 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    p = arguments(__doc__, "compare_rules")
-    p.add_argument("--data", default="mnist5k.npz", help="a file in the shared data folder")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--events", type=int, default=150, help="glimpse events per run (x eye.batch 16 glimpses)")
-    p.add_argument("--channels", type=int, default=8)
-    p.add_argument("--probe-train", type=int, default=600)
-    p.add_argument("--probe-test", type=int, default=400)
-    p.add_argument("--big", action="store_true", help="600 events, 32 channels, probe 2000/1000")
-    p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
-    args = parse(p)
-    if args.big:
-        args.events, args.channels, args.probe_train, args.probe_test = 600, 32, 2000, 1000
+def run_rules(args: argparse.Namespace, labels: list[str] | None = None) -> dict[str, Any]:
+    """{label: {"config", "runs": [{"seed", "trained", "random", "input", "wall_s"} or {"error"}]}}."""
     results: dict[str, Any] = {}
     for label, extra in rows().items():
-        if args.only and label not in args.only:
+        if labels and label not in labels:
             continue
         runs = []
         for seed in range(args.seeds):
@@ -85,26 +80,60 @@ def main() -> None:
             except ss.SaccadeSimError as exc:  # a rule that cannot run this setting: say so, go on
                 runs.append({"error": str(exc)})
                 break
-            runs.append({"trained": r["probe"]["layers"]["layer1"], "random": r["probe"]["baselines"]["random"]["layer1"],
+            runs.append({"seed": seed, "trained": r["probe"]["layers"]["layer1"],
+                         "random": r["probe"]["baselines"]["random"]["layer1"],
                          "input": r["probe"]["baselines"]["input"], "wall_s": time.perf_counter() - start})
         results[label] = {"config": extra, "runs": runs}
         print(f"{label}: {runs}", flush=True)
-    columns = ["rule", "trained layer1", "random weights", "raw glimpses", "trained - random", "s/run"]
+    return results
+
+
+def ranked_table(results: dict[str, Any]) -> str:
+    """The rules sorted by mean gain over random weights, each with its paired gap to the next one down."""
+    ok = {label: [r for r in res["runs"] if "error" not in r] for label, res in results.items()}
+    gains = {label: [r["trained"] - r["random"] for r in runs] for label, runs in ok.items() if runs}
+    order = sorted(gains, key=lambda label: -summary(gains[label])["mean"])
+    columns = ["rule", "trained layer1", "random weights", "raw glimpses", "gain (± SE)", "above",
+               "gap to next (± SE)", "s/run"]
     body = []
-    for label, res in results.items():
-        ok = [r for r in res["runs"] if "error" not in r]
-        if not ok:
-            body.append({"rule": label, "trained layer1": "error: " + res["runs"][0]["error"][:60]})
-            continue
-        body.append({"rule": label, "trained layer1": mean_sd([r["trained"] for r in ok]),
-                     "random weights": mean_sd([r["random"] for r in ok]),
-                     "raw glimpses": mean_sd([r["input"] for r in ok]),
-                     "trained - random": f"{summary([r['trained'] - r['random'] for r in ok])['mean']:+.3f}",
-                     "s/run": f"{summary([r['wall_s'] for r in ok])['mean']:.0f}"})
+    for i, label in enumerate(order):
+        runs = ok[label]
+        row = {"rule": label, "trained layer1": mean_sd([r["trained"] for r in runs]),
+               "random weights": mean_sd([r["random"] for r in runs]),
+               "raw glimpses": mean_sd([r["input"] for r in runs]), "gain (± SE)": mean_se(gains[label]),
+               "above": f"{sum(g > 0 for g in gains[label])}/{len(runs)}",
+               "s/run": f"{summary([r['wall_s'] for r in runs])['mean']:.0f}"}
+        if i + 1 < len(order):
+            nxt = {r["seed"]: r["trained"] for r in ok[order[i + 1]]}
+            diff = [r["trained"] - nxt[r["seed"]] for r in runs if r["seed"] in nxt]
+            row["gap to next (± SE)"] = mean_se(diff) if len(diff) > 1 else ""
+        body.append(row)
+    body += [{"rule": label, "trained layer1": "error: " + res["runs"][0]["error"][:60]}
+             for label, res in results.items() if not ok[label]]
+    return table(body, columns, style="markdown")
+
+
+def main() -> None:
+    p = arguments(__doc__, "compare_rules")
+    p.add_argument("--data", default="mnist5k.npz", help="a file in the shared data folder")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--events", type=int, default=1000, help="glimpse events per run (x eye.batch 16 glimpses)")
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--probe-train", type=int, default=2000)
+    p.add_argument("--probe-test", type=int, default=1000)
+    p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="do not run: the table of the runs in these files")
+    args = parse(p)
+    if args.merge:
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        results = {label: res for s in saved for label, res in s["results"].items()}
+        args = argparse.Namespace(**{**saved[0]["args"], "json": args.json, "merge": args.merge})
+    else:
+        results = run_rules(args, args.only)
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
           f"{machine()['summary']}")
-    print(table(body, columns, style="markdown"))
+    print(ranked_table(results))
     write_json(args.json, args, results=results)
 
 
