@@ -14,8 +14,9 @@ Parts (``--parts``):
   seed by seed against the target +0.05;
 - Miconi's interventions: layer 1 -> layer 3 of ``miconi_plain`` (decoding should fall) against ``miconi``
   (it should rise), seed by seed;
-- ``curve``: the softhebb config run ``--curve-events`` events with the probe every ``--curve-every`` events
-  (``probe.every_ms``): the trained layers' accuracy and gain over the random weights against the budget;
+- ``curve``: one config (``--curve-config``, softhebb) run ``--curve-events`` events with the probe every
+  ``--curve-every`` events (``probe.every_ms``): the trained layers' accuracy and gain over the random weights
+  against the budget;
 - ``zhou``: benchmarks/zhou_few_labels.py's few-label table with unit-length inputs;
 - ``compare``: benchmarks/compare_rules.py's ranked table (every rule, 5 seeds, gains with standard errors).
 Several invocations (e.g. two processes with one torch thread each) can run parts or seeds side by side;
@@ -127,6 +128,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--full", action="store_true", help="configs/*_full.toml (full size, for a GPU)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override in every config")
+    p.add_argument("--curve-config", choices=PROTOCOLS, default="softhebb")
     p.add_argument("--curve-events", type=int, default=2000)
     p.add_argument("--curve-every", type=int, default=250)
     p.add_argument("--compare-seeds", type=int, default=5)
@@ -147,7 +149,7 @@ def main() -> None:
                 path, extra = config_path(part, args.full)
                 runs[part] = [run_config(path, s, [*extra, *args.set]) for s in args.seeds]
             elif part == "curve":
-                path, extra = config_path("softhebb", args.full)
+                path, extra = config_path(args.curve_config, args.full)
                 every_ms = args.curve_every * 200.0  # eye.fixation_ms = 200
                 runs[part] = run_config(path, args.seeds[0], [*extra, *args.set, f"run.events={args.curve_events}",
                                                               f"probe.every_ms={every_ms}"])
