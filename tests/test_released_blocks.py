@@ -170,3 +170,21 @@ def test_primal_ridge_is_the_kernel_ridge():
     kernel = ridge_probe(x[:500], y[:500], x[500:], y[500:])
     primal = ridge_probe(x[:500], y[:500], x[500:], y[500:], solver="auto")
     assert kernel == primal and 0.3 < kernel["accuracy"] < 0.95
+
+
+def test_softhebb_loss_form_takes_the_same_step_as_the_closed_form():
+    """form = "loss" (Miconi's surrogate with graph u - u |w|^2 / 2) rescaled like the closed form."""
+    from agents.agent import LayerAgent, make_optimizer
+    from saccade_sim.events import Glimpse
+
+    x = torch.randn(3, 2, 6, 6, dtype=F64, generator=torch.Generator().manual_seed(4))
+    g = Glimpse(index=0, time=0.0, data=x, gaze=torch.zeros(3, 2), stimulus=torch.arange(3),
+                label=torch.zeros(3, dtype=torch.long), modulator=torch.ones(3))
+    weights = []
+    for form in ("closed", "loss"):
+        l = layer(LayerSpec(channels=4, init="normal", init_norm=25.0, activation="triangle"))
+        rule = SoftHebb(l, SoftHebbOptions(form=form), 0, 1)
+        LayerAgent("l", l, rule, make_optimizer(list(l.parameters()), "sgd", 0.08, 0.0)).step(g)
+        weights.append(l.weight.detach())
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-12, atol=0)
+    assert float((weights[0] - layer(LayerSpec(channels=4, init="normal", init_norm=25.0)).weight).abs().max()) > 0.01
