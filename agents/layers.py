@@ -281,16 +281,20 @@ class Layer(nn.Module):
         """A weight change restricted to the connections that exist (pruned ones stay 0)."""
         return delta if self.mask is None else delta * self.mask
 
-    def respond(self, pre: torch.Tensor, learning: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """a = W pre; y = rho(a) (``thresholded``: rho(a - theta)), then (``kwta`` > 0) only the k winners of
-        a - theta per position, then (``binarize``) 1 where y > 0, else 0."""
-        a = self.potential(pre, learning)
+    def output(self, a: torch.Tensor) -> torch.Tensor:
+        """y = rho(a) (``thresholded``: rho(a - theta)), then (``kwta`` > 0) only the k winners of a - theta per
+        position, then (``binarize``) 1 where y > 0, else 0."""
         y = self.rho(a - self.threshold.view(1, -1, *[1] * (a.dim() - 2)) if self.spec.thresholded else a)
         if self.spec.kwta:
             y = self._kwta(a, y, self.spec.kwta, self.threshold)
         if self.spec.binarize:
             y = (y > 0).to(y.dtype)
-        return a, y
+        return y
+
+    def respond(self, pre: torch.Tensor, learning: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """a = W pre (``pre`` already :meth:`prepare` d) and y = :meth:`output` (a)."""
+        a = self.potential(pre, learning)
+        return a, self.output(a)
 
     def forward(self, x: torch.Tensor, learning: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, y) for the layer input ``x`` (:meth:`prepare`, then :meth:`respond`)."""

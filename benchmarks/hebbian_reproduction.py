@@ -32,8 +32,7 @@ from typing import Any
 
 import compare_rules
 import zhou_few_labels
-from clapp_table import mean_std, paired_gain
-from common import arguments, machine, parse, summary, table, write_json
+from common import arguments, machine, mean_std, paired_gain, parse, summary, table, write_json
 
 from saccade_sim.config import load
 from saccade_sim.experiment import Experiment
