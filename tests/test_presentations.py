@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from saccade_sim import io
-from saccade_sim.checkpoint import resume
 from saccade_sim.errors import ConfigError
 from saccade_sim.experiment import Experiment
 from saccade_sim.policies import GazeSpace
-from conftest import data_path
+from conftest import data_path, run_and_resumed_run
 
 
 def crops(**glimpse):
@@ -61,15 +59,7 @@ def test_views_and_draws_are_held_for_a_presentation_and_redrawn_at_the_next():
 def test_resume_with_views_is_bit_identical(tmp_path):
     cfg = crops(random_crop=24, flip=True)
     cfg["rule"] = {"name": "clapp", "sampling": "either", "offsets": [2, 3]}
-    ref = Experiment(cfg)
-    ref.simulate()
-    first = Experiment(cfg)
-    first.simulate(13)
-    io.save_torch(tmp_path / "checkpoint.pt", first.state_dict())
-    second = resume(tmp_path)
-    second.simulate()
-    for a, b in zip(ref.agents, second.agents):
-        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    ref, second = run_and_resumed_run(cfg, 13, tmp_path)
     assert torch.equal(ref.eye.view, second.eye.view) and torch.equal(ref.eye.draws, second.eye.draws)
 
 
