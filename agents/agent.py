@@ -77,9 +77,10 @@ class LayerAgent:
         return list(self.layer.parameters()) + list(self.rule.parameters())
 
     def step(self, g: Glimpse) -> Glimpse:
-        x = self.layer.as_input(g.data.detach())  # the rule sees the input in the layer's memory format
+        # the rule sees the input as the weights do: normalised, padded, in the layer's memory format
+        x = self.layer.prepare(self.layer.as_input(g.data.detach()), self.learning)
         with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
-            a, y = self.layer(x)
+            a, y = self.layer.respond(x, self.learning)
         pooled = self.layer.pool(y.detach())
         if self.learning:
             loss = self.rule.update(Factors(x, a, y, g.modulator, g))
@@ -96,7 +97,7 @@ class LayerAgent:
                     self._sum_changes()
             if self._pending == self.update_every:
                 self._optimizer_step()
-        return g.with_data(self.layer.centered(pooled))
+        return g.with_data(self.layer.with_shortcut(self.layer.centered(pooled), g.data))
 
     @torch.no_grad()
     def _sum_changes(self) -> None:

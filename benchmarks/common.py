@@ -52,6 +52,26 @@ def mean_sd(values: Sequence[float]) -> str:
     return f"{s['mean']:.3f} ± {s['sd']:.3f}"
 
 
+def mean_se(values: Sequence[float]) -> str:
+    """'+mean ± standard error' (sd / sqrt(n)) of paired differences, with 3 decimals."""
+    s = summary(values)
+    return f"{s['mean']:+.3f} ± {s['sd'] / len(values) ** 0.5:.3f}"
+
+
+def mean_std(values: Sequence[float], sign: str = "") -> str:
+    """'mean +- sd' of ``values`` (the value alone for one); ``sign = "+"`` prints the mean's sign."""
+    s = summary(values)
+    mean = f"{s['mean']:{sign}.3f}"
+    return mean if s["n"] == 1 else f"{mean} +- {s['sd']:.3f}"
+
+
+def paired_gain(runs: list[dict], layer: str) -> str:
+    """Trained minus random-weights accuracy of ``layer`` in results.json trees, seed by seed:
+    'mean +- sd (k/n above)'."""
+    d = [r["probe"]["layers"][layer] - r["probe"]["baselines"]["random"][layer] for r in runs]
+    return f"{mean_std(d, '+')} ({sum(v > 0 for v in d)}/{len(d)} above)"
+
+
 def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:
     """Run every case once per round, ``repeats`` rounds (so the compared things share the machine's load),
     and summarise each case's values."""

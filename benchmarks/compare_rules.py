@@ -1,25 +1,34 @@
-"""Every registered rule on the same data, glimpse budget, network and probe, over several seeds.
+"""Every registered rule on the same data, glimpse budget, network and probe, over several seeds, ranked.
 
-    PYTHONPATH=. python benchmarks/compare_rules.py            # mnist5k, 3 seeds, a few minutes on 2 cores
-    PYTHONPATH=. python benchmarks/compare_rules.py --big      # more glimpses, channels, probe items
+    PYTHONPATH=. python benchmarks/compare_rules.py                      # mnist5k, 5 seeds, ~40 min on 2 cores
+    PYTHONPATH=. python benchmarks/compare_rules.py --only oja softhebb --seeds 3 --json a.json
+    PYTHONPATH=. python benchmarks/compare_rules.py --merge a.json b.json   # the table of saved runs
 
 Runs through :func:`saccade_sim.sweep.run_sweep` (one run folder per rule and seed under ``--runs``, reused
-when the benchmark is run again; ``--jobs N`` runs N at once). Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later, e.g.
-CLAPP, is picked up with its own defaults unless it has an entry in SETTINGS), plus the competitive
-variants of the Hebbian rules. Columns: the ridge probe's held-out accuracy of the trained layer, the
-same architecture with its initial random weights, and the raw glimpses; mean ± sd over seeds.
+when the benchmark is run again; ``--jobs N`` runs N at once).
+
+Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later is picked
+up with its own defaults unless it has an entry in SETTINGS), plus the competitive variants of the Hebbian
+rules, sorted by their gain over random weights. Columns: the ridge probe's held-out accuracy of the trained
+layer, the same architecture with its initial random weights and the raw glimpses (mean ± sd over seeds);
+the paired gain trained - random with its standard error (sd / sqrt(seeds)) and how many seeds are above;
+and the paired difference to the next rule down with its standard error (the same seed gives every rule the
+same initial weights and glimpse stream, so rules are compared seed by seed). Two rules are ranked apart when
+that difference exceeds about twice its standard error.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 from saccade_sim import plugins  # noqa: F401  (registers the built-in rules)
 from saccade_sim.registry import RULES
 from saccade_sim.sweep import run_sweep
 
-from common import DATA, arguments, machine, parse, table, write_json
+from common import DATA, arguments, machine, mean_sd, mean_se, parse, summary, table, write_json
 
 #: rule-specific settings (sections of the config); rules not named here run with their defaults
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -32,8 +41,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "instar+kwta": {"name": "instar", "competition": "kwta", "k": 1, "threshold_rate": 0.01},
     "oja+kwta": {"name": "oja", "competition": "kwta", "k": 1, "threshold_rate": 0.01},
-    "softhebb (oja+soft, anti-Hebbian)": {"name": "oja", "competition": "soft", "temperature": 1.0,
-                                          "anti_hebbian": True},
+    "oja+soft (anti-Hebbian)": {"name": "oja", "competition": "soft", "temperature": 1.0, "anti_hebbian": True},
 }
 
 
@@ -49,45 +57,78 @@ def rows() -> dict[str, dict[str, Any]]:
 def base_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"data": {"source": str(DATA / args.data)},
             "network": {"layers": [{"channels": args.channels, "kernel": 5, "pool": 2}]},
-            "run": {"events": args.events},
-            "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1}}
+            "run": {"events": args.events, "progress": False},
+            "probe": {"train": args.probe_train, "test": args.probe_test, "pool": 1, "solver": "auto"}}
+
+
+def run_rules(args: argparse.Namespace, labels: list[str] | None = None) -> dict[str, Any]:
+    """{label: {"config", "runs": [{"seed", "trained", "random", "input", "wall_s"} or {"error"}]}}, each run a
+    folder of the sweep under ``args.runs``."""
+    variants = {label: extra for label, extra in rows().items() if not labels or label in labels}
+    sweep = run_sweep(base_config(args), variants=variants, seeds=range(args.seeds), out=args.runs, jobs=args.jobs,
+                      threads=args.threads)
+    results: dict[str, Any] = {label: {"config": extra, "runs": []} for label, extra in variants.items()}
+    for run in sweep.runs:
+        if not run.results:
+            results[run.label]["runs"].append({"error": run.error or run.status})
+            continue
+        probe = run.results["probe"]
+        results[run.label]["runs"].append({"seed": run.seed, "trained": probe["layers"]["layer1"],
+                                           "random": probe["baselines"]["random"]["layer1"],
+                                           "input": probe["baselines"]["input"], "wall_s": run.results["wall_s"]})
+    return results
+
+
+def ranked_table(results: dict[str, Any]) -> str:
+    """The rules sorted by mean gain over random weights, each with its paired gap to the next one down."""
+    ok = {label: [r for r in res["runs"] if "error" not in r] for label, res in results.items()}
+    gains = {label: [r["trained"] - r["random"] for r in runs] for label, runs in ok.items() if runs}
+    order = sorted(gains, key=lambda label: -summary(gains[label])["mean"])
+    columns = ["rule", "trained layer1", "random weights", "raw glimpses", "gain (± SE)", "above",
+               "gap to next (± SE)", "s/run"]
+    body = []
+    for i, label in enumerate(order):
+        runs = ok[label]
+        row = {"rule": label, "trained layer1": mean_sd([r["trained"] for r in runs]),
+               "random weights": mean_sd([r["random"] for r in runs]),
+               "raw glimpses": mean_sd([r["input"] for r in runs]), "gain (± SE)": mean_se(gains[label]),
+               "above": f"{sum(g > 0 for g in gains[label])}/{len(runs)}",
+               "s/run": f"{summary([r['wall_s'] for r in runs])['mean']:.0f}"}
+        if i + 1 < len(order):
+            nxt = {r["seed"]: r["trained"] for r in ok[order[i + 1]]}
+            diff = [r["trained"] - nxt[r["seed"]] for r in runs if r["seed"] in nxt]
+            row["gap to next (± SE)"] = mean_se(diff) if len(diff) > 1 else ""
+        body.append(row)
+    body += [{"rule": label, "trained layer1": "error: " + res["runs"][0]["error"][:60]}
+             for label, res in results.items() if not ok[label]]
+    return table(body, columns, style="markdown")
 
 
 def main() -> None:
     p = arguments(__doc__, "compare_rules")
     p.add_argument("--data", default="mnist5k.npz", help="a file in the shared data folder")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--events", type=int, default=150, help="glimpse events per run (x eye.batch 16 glimpses)")
-    p.add_argument("--channels", type=int, default=8)
-    p.add_argument("--probe-train", type=int, default=600)
-    p.add_argument("--probe-test", type=int, default=400)
-    p.add_argument("--big", action="store_true", help="600 events, 32 channels, probe 2000/1000")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--events", type=int, default=1000, help="glimpse events per run (x eye.batch 16 glimpses)")
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--probe-train", type=int, default=2000)
+    p.add_argument("--probe-test", type=int, default=1000)
     p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="do not run: the table of the runs in these files")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (local processes, --threads torch threads each)")
     p.add_argument("--runs", default="benchmarks/results/compare_rules_runs",
                    help="the sweep folder: one run folder per rule and seed; finished runs are reused")
     args = parse(p)
-    if args.big:
-        args.events, args.channels, args.probe_train, args.probe_test = 600, 32, 2000, 1000
-    variants = {label: extra for label, extra in rows().items() if not args.only or label in args.only}
-    sweep = run_sweep(base_config(args), variants=variants, seeds=range(args.seeds), out=args.runs, jobs=args.jobs,
-                      threads=args.threads)
-    columns = ["rule", "trained layer1", "random weights", "raw glimpses", "trained - random", "s/run"]
-    body = []
-    for label in variants:
-        layer, raw = sweep.row(label, "layer1"), sweep.row(label, "input")
-        if not layer["seeds"]:
-            body.append({"rule": label, "trained layer1": "error: " + layer["error"][:60]})
-            continue
-        body.append({"rule": label, "trained layer1": f"{layer['accuracy_mean']:.3f} ± {layer['accuracy_sd']:.3f}",
-                     "random weights": f"{layer['random_mean']:.3f} ± {layer['random_sd']:.3f}",
-                     "raw glimpses": f"{raw['accuracy_mean']:.3f} ± {raw['accuracy_sd']:.3f}",
-                     "trained - random": f"{layer['gain_mean']:+.3f}", "s/run": f"{layer['wall_s_mean']:.0f}"})
+    if args.merge:
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        results = {label: res for s in saved for label, res in s["results"].items()}
+        args = argparse.Namespace(**{**saved[0]["args"], "json": args.json, "merge": args.merge})
+    else:
+        results = run_rules(args, args.only)
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
           f"{machine()['summary']}")
-    print(table(body, columns, style="markdown"))
-    write_json(args.json, args, rows=sweep.rows)
+    print(ranked_table(results))
+    write_json(args.json, args, results=results)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
     PYTHONPATH=. python benchmarks/zhou_few_labels.py          # mnist5k, 1/5/10/50 labels per class, 3 seeds
     PYTHONPATH=. python benchmarks/zhou_few_labels.py --big    # 5 seeds, also 100 labels per class
+    PYTHONPATH=. python benchmarks/zhou_few_labels.py --inputs centred   # the earlier inputs (not unit length)
 
-Both models see only the n labelled training images per class (pixels / 255 minus the training mean).
+Both models see only the n labelled training images per class: with ``--inputs unit`` (Zhou's) each image's
+pixels / 255 scaled to unit length; with ``centred`` pixels / 255 minus the training mean.
 Activation learning: one dense layer of ``--hidden`` linear units learns [x, s * onehot(label)] with the
 ``activation`` rule (dw_j = y_j (x - sum_k y_k w_k)) through the rule contract; a test image gets the
 label whose code gives the largest activation ||y||^2 (s = ``--code-scale`` times the mean image norm). The MLP: x -> hidden
@@ -24,7 +26,7 @@ from agents.rules.activation import ActivationLearning, append_label_code, class
 from agents.rules.base import Factors
 from saccade_sim.config import LayerSpec, NoOptions
 
-from common import DATA, arguments, machine, mean_sd, parse, table, write_json
+from common import DATA, arguments, machine, mean_sd, mean_se, parse, table, write_json
 
 
 def few_labels(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,25 +68,21 @@ def mlp(x: torch.Tensor, y: torch.Tensor, hidden: int, steps: int, batch: int, s
     return net
 
 
-def main() -> None:
-    p = arguments(__doc__, "zhou_few_labels")
-    p.add_argument("--data", default="mnist5k.npz")
-    p.add_argument("--labels", type=int, nargs="*", default=[1, 5, 10, 50], help="labelled images per class")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--hidden", type=int, default=100)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.002, help="activation learning rate (SGD)")
-    p.add_argument("--code-scale", type=float, default=1.0, help="label code size, in mean image norms")
-    p.add_argument("--big", action="store_true", help="5 seeds and 100 labels per class too")
-    args = parse(p)
-    if args.big:
-        args.seeds, args.labels = 5, sorted(set(args.labels) | {100})
+def inputs(d: Any, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training and test images [N, 784]: pixels / 255 scaled to unit length (``unit``, Zhou) or minus the
+    training mean (``centred``)."""
+    x = torch.tensor(d["x"], dtype=torch.float32).flatten(1) / 255
+    x_test = torch.tensor(d["x_test"], dtype=torch.float32).flatten(1) / 255
+    if kind == "unit":
+        return x / x.norm(dim=1, keepdim=True), x_test / x_test.norm(dim=1, keepdim=True)
+    mean = x.mean(0)
+    return x - mean, x_test - mean
+
+
+def run(args: Any) -> dict[str, Any]:
+    """{labels per class: [per-seed accuracies of activation learning, its random weights, the MLP]}."""
     d = np.load(DATA / args.data)
-    x_all = torch.tensor(d["x"], dtype=torch.float32).flatten(1) / 255
-    mean = x_all.mean(0)
-    x_all = x_all - mean
-    x_test = torch.tensor(d["x_test"], dtype=torch.float32).flatten(1) / 255 - mean
+    x_all, x_test = inputs(d, args.inputs)
     y_all, y_test = torch.tensor(d["y"]), torch.tensor(d["y_test"])
     scale = args.code_scale * float(x_all.norm(dim=1).mean())
     results: dict[str, Any] = {}
@@ -104,15 +102,43 @@ def main() -> None:
                     "wall_s": time.perf_counter() - start})
         results[str(n)] = runs
         print(n, runs, flush=True)
-    columns = ["labels / class", "activation learning", "same, random weights", "backprop MLP", "AL - MLP"]
+    return results
+
+
+def few_label_table(results: dict[str, Any], args: Any) -> str:
+    columns = ["labels / class", "activation learning", "same, random weights", "backprop MLP", "AL - MLP (± SE)"]
     body = [{"labels / class": n, "activation learning": mean_sd([r["activation"] for r in runs]),
              "same, random weights": mean_sd([r["activation_random"] for r in runs]),
              "backprop MLP": mean_sd([r["mlp"] for r in runs]),
-             "AL - MLP": f"{sum(r['activation'] - r['mlp'] for r in runs) / len(runs):+.3f}"}
+             "AL - MLP (± SE)": mean_se([r["activation"] - r["mlp"] for r in runs])}
             for n, runs in results.items()]
-    print(f"\nzhou_few_labels: {args.data}, hidden {args.hidden}, {args.steps} steps of batch {args.batch}, "
-          f"{args.seeds} seeds, test on {len(y_test)} images; {machine()['summary']}")
-    print(table(body, columns, style="markdown"))
+    return (f"zhou_few_labels: {args.data}, {args.inputs} inputs, hidden {args.hidden}, lr {args.lr}, {args.steps} steps of batch "
+            f"{args.batch}, {args.seeds} seeds, test on the 1000 test images; {machine()['summary']}\n"
+            + table(body, columns, style="markdown"))
+
+
+def main() -> None:
+    p = arguments(__doc__, "zhou_few_labels")
+    p.add_argument("--data", default="mnist5k.npz")
+    p.add_argument("--labels", type=int, nargs="*", default=[1, 5, 10, 50], help="labelled images per class")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--hidden", type=int, default=100)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None,
+                   help="activation learning rate (SGD; default 0.2 for unit inputs, 0.002 for centred ones of mean "
+                        "norm 7.2: the rule's time scale is lr |x|^2)")
+    p.add_argument("--code-scale", type=float, default=1.0, help="label code size, in mean image norms")
+    p.add_argument("--big", action="store_true", help="5 seeds and 100 labels per class too")
+    p.add_argument("--inputs", choices=["unit", "centred"], default="unit",
+                   help="unit: each image scaled to unit length (Zhou); centred: minus the training mean")
+    args = parse(p)
+    if args.big:
+        args.seeds, args.labels = 5, sorted(set(args.labels) | {100})
+    if args.lr is None:
+        args.lr = 0.2 if args.inputs == "unit" else 0.002
+    results = run(args)
+    print("\n" + few_label_table(results, args))
     write_json(args.json, args, results=results)
 
 

@@ -40,9 +40,13 @@ class DataConfig:
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
-    normalize: str = "standard"  #: "standard" (zero mean, unit variance over the training store), "zca" or "none"
+    #: "standard" (zero mean, unit variance over the training store), "zca" (patch ZCA filter), "zca_image"
+    #: (one ZCA matrix over whole images, each standardised first: Miconi's notebook) or "none"
+    normalize: str = "standard"
     zca_size: int = 7  #: normalize = "zca": side of the training patches the whitening filter is fitted on
-    zca_eps: float = 0.01  #: normalize = "zca": regulariser, relative to the mean patch variance
+    #: regulariser: "zca": relative to the mean patch variance; "zca_image": added to the diagonal of
+    #: T^T T / D as the notebook does (it uses 1e-3)
+    zca_eps: float = 0.01
     crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
     crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
@@ -72,6 +76,22 @@ class LayerSpec:
     kwta: int = 0  #: transmit only the k largest a - threshold per position (hard k-WTA; 0 = off)
     prune: float = 0.0  #: fraction of connections removed by a fixed random mask (0 = none)
     center: float = 0.0  #: > 0: transmit each channel minus its running mean, updated at this rate per event
+    pool_stride: int = 0  #: pooling stride (0 = the pooling window, non-overlapping)
+    pool_padding: int = 0  #: pooling padding (max pooling pads with -inf, average pooling with zeros)
+    padding_mode: str = "zeros"  #: "zeros" or "reflect" (the input is reflect-padded before the convolution)
+    input_norm: str = "none"  #: "none", "batch" (BatchNorm without affine), "image" (per-sample standardisation), "unit"
+    batch_norm: bool = False  #: BatchNorm with a learned affine map on the potential, before the activation
+    power: float = 1.0  #: activation "triangle": y = relu(a - mean_c a) ** power
+    negative_slope: float = 0.01  #: activation "leaky_relu": the slope for a < 0
+    thresholded: bool = False  #: the activation and k-WTA see a - theta (the layer's adaptive thresholds)
+    binarize: bool = False  #: transmit 1 where the output is > 0, else 0 (Miconi's binary winners)
+    init: str = "default"  #: "default" (torch's), "normal" (N(0, init_norm^2 / fan_in)), "normal_unit" (rows of norm init_norm)
+    init_norm: float = 1.0  #: init "normal": expected norm of each unit's weights; "normal_unit": their exact norm
+    residual: bool = False  #: also transmit the input, zero-padded to the channels and average-pooled to the size
+
+
+#: what ``input_norm`` can do to a layer's input before its weights see it
+INPUT_NORMS = ("none", "batch", "image", "unit")
 
 
 @dataclass
@@ -138,6 +158,12 @@ class ProbeConfig:
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
     batch: int = 64
     every_ms: float = 0.0  #: also probe the layers every this many simulated ms (a decoding curve; 0 = off)
+    #: "ridge" (penalty by leave-one-out) or "linear" (SoftHebb's released readout: softmax, dropout, Adam)
+    classifier: str = "ridge"
+    epochs: int = 50  #: classifier = "linear": training epochs
+    #: classifier = "ridge": "kernel" (eigendecomposition of the items' Gram matrix) or "auto" (of the features'
+    #: when there are fewer features than items: the same classifier, much cheaper for large probes)
+    solver: str = "kernel"
 
 
 @dataclass
@@ -411,8 +437,11 @@ def _check_values(cfg: Config) -> None:
         _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
+    _choice(cfg.probe.classifier, ("ridge", "linear"), "probe.classifier")
+    _positive(cfg.probe.epochs, "probe.epochs")
+    _choice(cfg.probe.solver, ("kernel", "auto"), "probe.solver")
     _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
-    _choice(cfg.data.normalize, ("standard", "zca", "none"), "data.normalize")
+    _choice(cfg.data.normalize, ("standard", "zca", "zca_image", "none"), "data.normalize")
     _positive(cfg.data.zca_size, "data.zca_size")
     _positive(cfg.data.zca_eps, "data.zca_eps")
     _positive(cfg.data.crop_size, "data.crop_size")
@@ -433,6 +462,16 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"{key}.prune: must be in [0, 1), got {spec.prune!r}")
         if not 0.0 <= spec.center <= 1.0:
             raise ConfigError(f"{key}.center: must be in [0, 1] (0 = off), got {spec.center!r}")
+        _choice(spec.padding_mode, ("zeros", "reflect"), f"{key}.padding_mode")
+        _choice(spec.input_norm, INPUT_NORMS, f"{key}.input_norm")
+        _choice(spec.init, ("default", "normal", "normal_unit"), f"{key}.init")
+        for name in ("pool_stride", "pool_padding"):
+            _positive(getattr(spec, name), f"{key}.{name}", allow_zero=True)
+        for name in ("power", "init_norm"):
+            _positive(getattr(spec, name), f"{key}.{name}")
+        if 2 * spec.pool_padding > spec.pool:
+            raise ConfigError(f"{key}.pool_padding: must be at most half the pool window ({spec.pool}), "
+                              f"got {spec.pool_padding}")
         if spec.delay_ms >= cfg.eye.fixation_ms:
             raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
                               f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")

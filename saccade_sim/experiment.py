@@ -17,10 +17,10 @@ import torch
 
 import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
-from agents.layers import PRESETS, Layer, build_layers, calibrate
+from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
 from . import datasets, distributed, io, provenance
-from .analysis.probe import grid_features, ridge_probe
+from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
@@ -29,7 +29,7 @@ from .progress import bar as progress_bar
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
-from .whitening import N_PATCHES, fit_zca_kernel, whiten
+from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
 
 #: results.json fields that differ between two runs of one config: timings and the provenance (date, command)
 TIMING_FIELDS = ("wall_s", "glimpses_per_s", "probe_wall_s", "decoding_wall_s", "provenance")
@@ -92,6 +92,8 @@ class Experiment:
             train, test = (train - mean) / std, (test - mean) / std
         if cfg.data.normalize == "zca":
             train, test = self._whiten(train, test)
+        elif cfg.data.normalize == "zca_image":
+            train, test = self._whiten_images(train, test)
         self.modality = modality_cls(cfg.glimpse, tuple(train.shape[1:]))
         self.eye_store, self.test_store = train.to(self.device), test.to(self.device)
         self.train_store = self.eye_store[:labelled]  #: the labelled training stimuli (the probe's)
@@ -100,7 +102,7 @@ class Experiment:
         self.test_labels = torch.from_numpy(self.split.test.y).to(self.device)
 
         self.layers = self._build_layers()
-        if any(layer.spec.center for layer in self.layers):
+        if any(needs_calibration(layer.spec) for layer in self.layers):
             calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
@@ -173,6 +175,16 @@ class Experiment:
         train, test = whiten(train, kernel), whiten(test, kernel)
         std = train.std().clamp_min(1e-8)
         return train / std, test / std
+
+    def _whiten_images(self, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole-image ZCA (Miconi's notebook): one D x D matrix fitted on training images, applied to both stores."""
+        entries = int(torch.tensor(train.shape[1:]).prod())
+        if entries > MAX_IMAGE_ENTRIES:
+            raise ConfigError(f"data.normalize: 'zca_image' builds a D x D matrix over whole stimuli and allows "
+                              f"D <= {MAX_IMAGE_ENTRIES}; these have D = {entries} ({tuple(train.shape[1:])}): "
+                              "use 'zca' (patch whitening) or set glimpse.size")
+        zca = fit_image_zca(train, self.config.data.zca_eps, N_IMAGES, generator(self.config.seed, "zca"))
+        return whiten_images(train, zca), whiten_images(test, zca)
 
     def _build_layers(self) -> list[Layer]:
         cfg = self.config
@@ -271,7 +283,11 @@ class Experiment:
         first = 0 if with_input else 1
         scores = []
         for a, b in zip(f_tr[first:], f_te[first:]):
-            scores.append(ridge_probe(a, y_tr, b, y_te)["accuracy"])
+            if p.classifier == "linear":
+                seed = stream_seed(self.config.seed, "probe", "linear")
+                scores.append(linear_probe(a, y_tr, b, y_te, p.epochs, seed, device=self.device)["accuracy"])
+            else:
+                scores.append(ridge_probe(a, y_tr, b, y_te, solver=p.solver)["accuracy"])
             tick()
         return scores
 

@@ -15,7 +15,7 @@ def make_layer(kind, in_shape, channels, kernel=3, stride=1, padding=1, activati
 
 
 def reference_delta(kind, layer, x, y):
-    """Explicit sum over every (sample, position) of y_j (x_patch - decay_j w_j), via unfold."""
+    """Explicit sum over every (sample, position) of y_j x_patch - decay_j w_j (decay 0, y, y^2, y u), via unfold."""
     w = layer.weight.detach()
     if layer.is_conv:
         k, s, p = layer.op.kernel_size, layer.op.stride, layer.op.padding
@@ -27,7 +27,7 @@ def reference_delta(kind, layer, x, y):
     total = torch.zeros_like(wf)
     for xp, yp in zip(patches, ys):
         for j in range(wf.shape[0]):
-            decay = {"hebb": 0.0, "instar": yp[j], "oja": yp[j] ** 2}[kind]
+            decay = {"hebb": 0.0, "instar": yp[j], "oja": yp[j] ** 2, "softhebb": yp[j] * (wf[j] @ xp)}[kind]
             total[j] += yp[j] * xp - decay * wf[j]
     return (total / len(patches)).view_as(w)
 
@@ -43,7 +43,7 @@ def test_loss_form_equals_closed_form(rule, kind, in_shape, channels, kernel, st
     x = torch.randn(3, *in_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = layer(x)[1]
-    closed = hebbian_delta(rule, layer, x, y)
+    closed = hebbian_delta(rule, layer, x, y, layer.potential(x))
     loss = hebbian_loss(rule, layer, x, y)
     (grad,) = torch.autograd.grad(loss, [layer.weight])
     torch.testing.assert_close(-grad, closed, rtol=1e-10, atol=1e-12)

@@ -56,8 +56,8 @@ def append_label_code(x: torch.Tensor, labels: torch.Tensor, n_classes: int, sca
 def activation_score(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
     """||a_L||^2 per input [B]: the squared norm of the last layer's potential after the forward chain."""
     for layer in layers[:-1]:
-        x = layer.transmit(layer(x)[1])
-    return layers[-1].potential(x).flatten(1).square().sum(1)
+        x = layer.transmit(layer(x)[1], x)
+    return layers[-1](x)[0].flatten(1).square().sum(1)
 
 
 @torch.no_grad()

@@ -21,7 +21,8 @@ from ..layers import Layer
 
 @dataclass
 class Factors:
-    """What a rule receives at one event: ``pre`` x (detached layer input), ``a`` = W x, ``post`` y = rho(a),
+    """What a rule receives at one event: ``pre`` x (the detached layer input as the weights see it:
+    ``Layer.prepare``'s normalised, padded input), ``a`` = W x, ``post`` y = rho(a),
     ``modulator`` m [B] (+1 / -1 / 0), and the event itself (stimulus ids, time) in ``glimpse``."""
 
     pre: torch.Tensor

@@ -1,17 +1,22 @@
-"""Hebbian rules (plain Hebb, instar, Oja) in closed form and as Miconi's (2021) loss.
+"""Hebbian rules (plain Hebb, instar, Oja, SoftHebb) in closed form and as Miconi's (2021) loss.
 
-For unit j with weight w_j, input x (conv: each unfolded input patch) and output y_j, summed over the
-batch and positions and divided by their count n:
+For unit j with weight w_j, input x (conv: each unfolded input patch), potential u_j = w_j . x and
+post-synaptic factor y_j, summed over the batch and positions (and divided by their count n, ``reduction =
+"mean"``):
 
-    hebb:   dw_j = 1/n sum y_j x                     (no decay)
-    instar: dw_j = 1/n sum y_j (x - w_j)             (Grossberg)
-    oja:    dw_j = 1/n sum y_j (x - y_j w_j)
+    hebb:     dw_j = 1/n sum y_j x                     (no decay)
+    instar:   dw_j = 1/n sum y_j (x - w_j)             (Grossberg)
+    oja:      dw_j = 1/n sum y_j (x - y_j w_j)
+    softhebb: dw_j = 1/n sum y_j (x - u_j w_j)         (Journe et al. 2023: the decay uses y u, not y^2)
 
-i.e. dW = (C(y, x) - c * W) / n with C the input-output correlation and c_j = 0, sum y_j, sum y_j^2.
+i.e. dW = (C(y, x) - c * W) / n with C the input-output correlation and c_j = 0, sum y_j, sum y_j^2,
+sum y_j u_j. Then, optionally (SoftHebb's released update, demo.py), ``scale = "max"`` divides dW by its
+largest |entry| and ``lr_power = p`` multiplies unit j's change by (| |w_j| - 1 | + 1e-10)^p, a learning
+rate that vanishes as the unit's norm reaches 1 (the optimiser's lr is then SoftHebb's lr0).
 
-Loss form: a surrogate s whose *value* is y but whose graph is that of
-``u`` (hebb), ``u - |w|^2/2`` (instar) or ``u - y |w|^2/2`` (oja, y constant), and L = -1/2 sum s^2 / n;
-then -dL/dW equals the closed form exactly.
+Loss form: a surrogate s whose *value* is y but whose graph is that of ``u`` (hebb), ``u - |w|^2/2``
+(instar), ``u - y |w|^2/2`` (oja, y constant) or ``u - u |w|^2/2`` (softhebb, the second u constant), and
+L = -1/2 sum s^2 (/ n); then -dL/dW equals the closed form exactly.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from ..layers import Layer
 from .base import Factors, Rule, write_delta, write_loss_grad
 from .competition import soft_wta, update_thresholds, winners
 
-KINDS = ("hebb", "instar", "oja")
+KINDS = ("hebb", "instar", "oja", "softhebb")
 
 
 #: conv outputs with at most this many positions get their weight gradient from unfold + one matmul: on CPU,
@@ -62,17 +67,21 @@ def n_terms(y: torch.Tensor) -> int:
     return y.shape[0] * (y[0, 0].numel())
 
 
-def hebbian_delta(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Closed-form dW for ``kind`` in hebb / instar / oja (module docstring)."""
+def hebbian_delta(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Closed-form dW for ``kind`` in hebb / instar / oja / softhebb (module docstring; softhebb needs the
+    potential ``a``); ``reduction = "sum"`` does not divide by n."""
     w = layer.weight
     c = correlation(layer, x, y)  # a fresh tensor: updated in place below (fused, no temporaries)
-    if kind in ("instar", "oja"):
+    if kind == "softhebb":
+        c.addcmul_(_per_unit(y * a, w), w, value=-1)
+    elif kind in ("instar", "oja"):
         c.addcmul_(_per_unit(y, w, 1 if kind == "instar" else 2), w, value=-1)
-    return layer.masked(c.div_(n_terms(y)))
+    return layer.masked(c.div_(n_terms(y)) if reduction == "mean" else c)
 
 
-def hebbian_loss(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Miconi's loss: L = -1/2 sum s^2 / n, value(s) = y, graph(s) = u - decay (module docstring)."""
+def hebbian_loss(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Miconi's loss: L = -1/2 sum s^2 (/ n), value(s) = y, graph(s) = u - decay (module docstring)."""
     w = layer.weight
     u = layer.potential(x)
     sq = (w * w).flatten(1).sum(1).view(1, -1, *([1] * (u.dim() - 2)))
@@ -80,10 +89,29 @@ def hebbian_loss(kind: str, layer: Layer, x: torch.Tensor, y: torch.Tensor) -> t
         s = u - 0.5 * sq
     elif kind == "oja":
         s = u - 0.5 * y.detach() * sq
+    elif kind == "softhebb":
+        s = u - 0.5 * u.detach() * sq
     else:
         s = u
     s = s + (y.detach() - s).detach()
-    return -0.5 * (s * s).sum() / n_terms(y)
+    total = -0.5 * (s * s).sum()
+    return total / n_terms(y) if reduction == "mean" else total
+
+
+def norm_dependent_rate(w: torch.Tensor, power: float) -> torch.Tensor:
+    """SoftHebb's per-unit learning-rate factor (| |w_j| - 1 | + 1e-10)^power, shaped to broadcast against w."""
+    norm = torch.linalg.vector_norm(w.flatten(1), dim=1)
+    return ((norm - 1).abs() + 1e-10).pow(power).view(-1, *([1] * (w.dim() - 1)))
+
+
+def rescale(delta: torch.Tensor, w: torch.Tensor, scale: str, lr_power: float) -> torch.Tensor:
+    """``scale = "max"``: delta / (max |delta| + 1e-30); ``lr_power`` > 0: times :func:`norm_dependent_rate`
+    (both in place; linear in delta, so a gradient -delta is rescaled the same way)."""
+    if scale == "max":
+        delta.div_(delta.abs().amax() + 1e-30)
+    if lr_power:
+        delta.mul_(norm_dependent_rate(w.detach(), lr_power))
+    return delta
 
 
 @dataclass
@@ -94,13 +122,25 @@ class HebbianOptions:
     k: int = 1  #: winners per position for kwta
     threshold_rate: float = 0.0  #: kwta adaptive-threshold rate (0 = fixed thresholds; the layer's ``threshold``)
     temperature: float = 1.0  #: soft competition temperature
-    anti_hebbian: bool = False  #: soft competition: non-winners get -y (SoftHebb)
+    anti_hebbian: bool = False  #: soft competition: non-winners get -y (SoftHebb's post factor)
+    #: kwta: each winner's post factor: "output" (the layer's y), "binary" (1 where a - theta > 0, Miconi's
+    #: BINARIZEDPLAST), "potential" (a - theta): the last two do not depend on what the layer transmits
+    kwta_post: str = "output"
+    #: kwta: which units count as firing for the thresholds: "winners", or "supra" (winners with a - theta > 0)
+    homeostasis: str = "winners"
+    reduction: str = "mean"  #: "mean" (divide by batch x positions) or "sum" (Miconi's summed loss)
+    scale: str = "none"  #: "none" or "max" (divide the change by its largest |entry|, SoftHebb)
+    lr_power: float = 0.0  #: > 0: unit j's change times (| |w_j| - 1 | + 1e-10)^lr_power (SoftHebb: 0.5)
 
     def validate(self, path: str) -> None:
-        if self.form not in ("closed", "loss"):
-            raise ConfigError(f"{path}.form: unknown value {self.form!r}; valid choices: closed, loss")
-        if self.competition not in ("none", "kwta", "soft"):
-            raise ConfigError(f"{path}.competition: unknown value {self.competition!r}; valid choices: none, kwta, soft")
+        for key, choices in (("form", ("closed", "loss")), ("competition", ("none", "kwta", "soft")),
+                             ("kwta_post", ("output", "binary", "potential")), ("homeostasis", ("winners", "supra")),
+                             ("reduction", ("mean", "sum")), ("scale", ("none", "max"))):
+            value = getattr(self, key)
+            if value not in choices:
+                raise ConfigError(f"{path}.{key}: unknown value {value!r}; valid choices: {', '.join(choices)}")
+        if self.lr_power < 0:
+            raise ConfigError(f"{path}.lr_power: must be >= 0, got {self.lr_power}")
         if self.k < 1:
             raise ConfigError(f"{path}.k: must be >= 1, got {self.k}")
         if self.temperature <= 0:
@@ -124,26 +164,37 @@ class HebbianRule(Rule):
 
     def plastic_post(self, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The post-synaptic factor after competition (what plasticity uses). kwta picks winners of
-        ``a - theta`` with the layer's thresholds theta, which homeostasis then adapts."""
+        ``a - theta`` with the layer's thresholds theta (their factor: ``kwta_post``), which homeostasis then
+        adapts from the units that fired (``homeostasis``)."""
         o = self.options
         if o.competition == "kwta":
             theta = self.layer.threshold
             won = winners(a, o.k, theta)
+            if o.kwta_post != "output" or o.homeostasis == "supra":
+                drive = a - theta.view(1, -1, *([1] * (a.dim() - 2)))  # before the thresholds move
+                fired = won & (drive > 0)
             if o.threshold_rate:
-                theta.copy_(update_thresholds(theta, won, o.k, o.threshold_rate))
-            return torch.where(won, y, torch.zeros_like(y))
+                theta.copy_(update_thresholds(theta, fired if o.homeostasis == "supra" else won, o.k, o.threshold_rate))
+            if o.kwta_post == "binary":
+                return fired.to(a.dtype)
+            return torch.where(won, drive if o.kwta_post == "potential" else y, torch.zeros_like(y))
         if o.competition == "soft":
             return soft_wta(a, o.temperature, o.anti_hebbian)
         return y
 
     def update(self, f: Factors) -> torch.Tensor | None:
-        y = self.plastic_post(f.a.detach(), f.post.detach())
-        if self.options.form == "loss":
-            loss = hebbian_loss(self.kind, self.layer, f.pre, y)
-            write_loss_grad(loss, [self.layer.weight])
+        o, w = self.options, self.layer.weight
+        a = f.a.detach()
+        y = self.plastic_post(a, f.post.detach())
+        if o.form == "loss":
+            loss = hebbian_loss(self.kind, self.layer, f.pre, y, o.reduction)
+            write_loss_grad(loss, [w])
+            with torch.no_grad():
+                rescale(w.grad, w, o.scale, o.lr_power)
             return loss.detach()
         with torch.no_grad():
-            write_delta(self.layer.weight, hebbian_delta(self.kind, self.layer, f.pre, y))
+            delta = hebbian_delta(self.kind, self.layer, f.pre, y, a, o.reduction)
+            write_delta(w, rescale(delta, w, o.scale, o.lr_power))
         return None
 
     @torch.no_grad()
@@ -169,6 +220,29 @@ class Instar(HebbianRule):
 
 @RULES.register("oja")
 class Oja(HebbianRule):
-    """Oja: dw = y (x - y w), self-normalising; with competition = "soft", anti_hebbian = true: SoftHebb."""
+    """Oja: dw = y (x - y w), self-normalising (competition = "soft", anti_hebbian = true gives SoftHebb's post
+    factor with Oja's decay y^2: not SoftHebb's update, see softhebb)."""
 
     kind = "oja"
+
+
+@dataclass
+class SoftHebbOptions(HebbianOptions):
+    """SoftHebb's released update (demo.py / hebbconv.py) as the defaults: soft winner-take-all with
+    anti-Hebbian losers, the change divided by its largest entry, the norm-dependent learning rate, no
+    renormalisation."""
+
+    normalize: bool = False
+    competition: str = "soft"
+    anti_hebbian: bool = True
+    scale: str = "max"
+    lr_power: float = 0.5
+
+
+@RULES.register("softhebb")
+class SoftHebb(HebbianRule):
+    """SoftHebb (Journe et al. 2023) as released: y = +-softmax(u / T), dw = y (x - u w) / max|.|, lr0 | |w| - 1 |^0.5."""
+
+    Options = SoftHebbOptions
+    kind = "softhebb"
+    default_lr = 0.08  #: the released first block's lr0 (the others: 0.005, 0.01; set per layer)

@@ -9,7 +9,8 @@ The first term keeps the similarity structure of the input batch in the projecte
 keeps the projected features (columns of phi(y)) orthogonal. The input x is detached and the gradient is
 taken w.r.t. this layer's and its head's parameters only: nothing crosses layers.
 phi: 1x1 conv to C/2, batch norm, ReLU, global average pool, linear to ``out_dim`` (dense layers: linear
-to C/2, batch norm, ReLU, linear).
+to C/2, batch norm, ReLU, linear). ``pooled_head``: phi reads the layer's pooled output (the released
+HebbLayer puts the max pool inside the block, so its head sees the pooled map), else y before pooling.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def projection_head(layer: Layer, out_dim: int) -> nn.Sequential:
 class SphereOptions:
     lam: float = 0.8  #: weight of the orthogonality term
     out_dim: int = 256  #: width of the projection head's output
+    pooled_head: bool = False  #: the head reads pool(y) (the released block) instead of y
 
     def validate(self, path: str) -> None:
         if self.lam < 0:
@@ -73,6 +75,7 @@ class Sphere(Rule):
         self.head = projection_head(layer, options.out_dim).to(layer.weight.dtype)
 
     def update(self, f: Factors) -> torch.Tensor:
-        loss = sphere_loss(f.pre.detach(), self.head(f.post), self.options.lam)
+        y = self.layer.pool(f.post) if self.options.pooled_head else f.post
+        loss = sphere_loss(f.pre.detach(), self.head(y), self.options.lam)
         write_loss_grad(loss, list(self.layer.parameters()) + list(self.head.parameters()))
         return loss.detach()
