@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from saccade_sim.cli import main
-from saccade_sim.config import load
+from saccade_sim.config import load, read_tree
 
 from conftest import data_path
 
@@ -30,10 +30,11 @@ def test_every_hebbian_config_is_shipped_and_documented():
 
 @pytest.mark.parametrize("name", CPU)
 def test_cpu_config_runs_from_a_checkout(name, tmp_path, monkeypatch, capsys):
-    cfg = load(ROOT / "configs" / f"{name}.toml")
-    assert cfg.device == "cpu" and cfg.data.source.startswith("../shared/data/")
-    data_path(Path(cfg.data.source).name)  # the shared file exists
     monkeypatch.chdir(ROOT)  # the configs name their data relative to the repository root
+    source = read_tree(ROOT / "configs" / f"{name}.toml")["data"]["source"]
+    cfg = load(ROOT / "configs" / f"{name}.toml")
+    assert cfg.device == "cpu" and source.startswith("../shared/data/")
+    assert Path(cfg.data.source) == data_path(Path(source).name).resolve()  # stored absolute; the shared file exists
     small = ["run.events=2", "data.train_limit=120", "data.test_limit=60", "probe.train=100", "probe.test=50"]
     if cfg.data.normalize == "zca_image":  # its 3072 x 3072 eigendecomposition: test_whole_image_zca_in_a_run
         small.append("data.normalize=standard")
