@@ -80,16 +80,14 @@ class LayerAgent:
                                "lower rule.lr or enable normalisation/competition")
 
     def check(self, time_ms: float, max_weight_norm: float) -> dict[str, float]:
-        """Read the accumulated statistics (one host sync) and stop on divergence.
+        """Read the accumulated statistics (one host sync for the three) and stop on divergence.
 
         Returns ``update`` = sqrt(mean over events of |grad|^2) / |W| (W now; two fused ops per event instead of
         a norm of W at every event), ``loss`` = mean local loss (if any) and ``weight_norm`` = |W|.
         """
-        w = self.layer.weight.detach()
-        norm = float(w.norm())
         n = max(self._count, 1)
-        stats = {"update": float(self._update_sq / n) ** 0.5 / max(norm, 1e-12), "loss": float(self._loss / n),
-                 "weight_norm": norm}
+        update_sq, loss, norm = torch.stack([self._update_sq / n, self._loss / n, self.layer.weight.detach().norm()]).tolist()
+        stats = {"update": update_sq ** 0.5 / max(norm, 1e-12), "loss": loss, "weight_norm": norm}
         self._update_sq.zero_()
         self._loss.zero_()
         self._count = 0

@@ -24,6 +24,7 @@ from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
+from .hostsync import deliberate
 from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
@@ -173,9 +174,10 @@ class Experiment:
     # -- simulation ----------------------------------------------------------------------------
     def _check(self, glimpse) -> None:
         entry: dict[str, Any] = {"event": glimpse.index + 1, "time_ms": glimpse.time}
-        for agent in self.agents:
-            for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
-                entry[f"{agent.name}/{k}"] = v
+        with deliberate("divergence check every run.check_every events"):
+            for agent in self.agents:
+                for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
+                    entry[f"{agent.name}/{k}"] = v
         self.history.append(entry)
 
     def simulate(self, events: int | None = None, progress: bool | None = None,
@@ -211,10 +213,11 @@ class Experiment:
 
     def verify(self) -> None:
         """Raise DivergenceError if any layer's weights are non-finite or exploded (no state changes)."""
-        for agent in self.agents:
-            why = agent.diverged(self.config.run.max_weight_norm)
-            if why:
-                raise agent.divergence_error(why, self.eye.time)
+        with deliberate("divergence check at the end of simulate"):
+            for agent in self.agents:
+                why = agent.diverged(self.config.run.max_weight_norm)
+                if why:
+                    raise agent.divergence_error(why, self.eye.time)
 
     # -- evaluation ----------------------------------------------------------------------------
     def _probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
@@ -237,7 +240,8 @@ class Experiment:
         return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
 
     def _probe_during_run(self, glimpse) -> None:
-        scores = self.probe_scores(self.layers, with_input=False)
+        with deliberate("probe every probe.every_ms"):
+            scores = self.probe_scores(self.layers, with_input=False)
         self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
                               **{a.name: acc for a, acc in zip(self.agents, scores)}})
 

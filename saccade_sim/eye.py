@@ -5,18 +5,27 @@ The B eyes are split into ``eye.shards`` logical shards of B / S eyes. Shard s o
 stimulus stream, so what shard s sees does not depend on which process runs it: a distributed run gives
 each rank a contiguous range of shards (:mod:`saccade_sim.distributed`).
 
+The draws (stimuli, jumps, gazes, modulators) are made on the CPU, from CPU generators, so that CPU and GPU
+runs draw the same; they are made ahead, a block of ``block_events`` events at a time, and reach the device
+as one copy per block (from pinned memory, asynchronously), so that an event costs no host-to-device copy:
+it only selects its row of the block and cuts its glimpses from the stimulus store on the device. Inside a
+block the draws are made event after event by the same code as one event at a time, so the stream does not
+depend on the block length, and :meth:`Eye.state_dict` (replaying the draws of the current block up to the
+current event) is the state one event at a time would have had.
+
 Pure state + tensor logic; the SimPy process in :mod:`saccade_sim.simulation` only calls
 :meth:`Eye.next_glimpse` once per fixation.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
 from .config import EyeConfig
 from .errors import ConfigError
 from .events import Glimpse
+from .hostsync import deliberate
 from .modalities.base import Modality
 from .policies import SaccadePolicy
 from .seeding import generator
@@ -53,17 +62,34 @@ class StimulusStream:
         self.generator.set_state(state["generator"])
 
 
+#: draws of one block at most: ``block_events`` = min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // batch), at least 1
+BLOCK_DRAWS = 2 ** 16
+MAX_BLOCK_EVENTS = 256
+
+
+class Block(NamedTuple):
+    """The draws of events ``start`` .. ``start + len - 1`` on the device: ``stimulus`` and ``label`` [N, B],
+    ``gaze`` [N, B, D], ``modulator`` [N, B]."""
+
+    start: int
+    stimulus: torch.Tensor
+    gaze: torch.Tensor
+    modulator: torch.Tensor
+    label: torch.Tensor
+
+
 class Eye:
     """Each fixation: a policy picks the gaze (the same fixation count for every eye), eyes that jump
     (probability ``jump_prob``) or whose dwell is over take the next stimuli of their shard's stream, and
     the modulator says, per eye, whether the stimulus stayed the same (+1) or changed (-1; 0 at the first).
 
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
-    ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard.
+    ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard. ``block_events`` (0: about 2^16 draws
+    per block) sets how many events are drawn and copied to the device at once; it does not change the draws.
     """
 
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
-                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None) -> None:
+                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, block_events: int = 0) -> None:
         if len(store) < cfg.shards:
             raise ConfigError(f"eye.shards: {cfg.shards} shards need at least as many training stimuli, "
                               f"got {len(store)}")
@@ -81,7 +107,10 @@ class Eye:
         self.time = 0.0  # simulated time (ms) of the last fixation
         everything = torch.arange(len(store))
         self.streams = [StimulusStream(everything[s::cfg.shards], generator(seed, "eye", s)) for s in self.shard_ids]
-        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the streams are CPU-side
+        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU: as of the last event drawn
+        self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
+        self._block: Block | None = None
+        self._block_start: tuple[list[dict], torch.Tensor] | None = None  # streams and stimuli before the block
 
     def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One shard's stimuli and gazes [per_shard, D] for this fixation, from its own generator."""
@@ -95,32 +124,65 @@ class Eye:
             new = old
         return new, self.policy.sample(step, n, self.modality.space, gen)
 
+    def _draw(self, streams: list[StimulusStream], old: torch.Tensor, event: int) -> torch.Tensor:
+        """The draws of one event on the CPU: [B, 2 + D] = stimulus, gaze (D), modulator (+1 stayed, -1 changed,
+        0 at the first event), from the streams and the stimuli ``old`` of the event before."""
+        step = event % self.dwell
+        parts = [self._shard_step(s, step, o) for s, o in zip(streams, old.split(self.per_shard))]
+        new = torch.cat([p[0] for p in parts])
+        modulator = torch.zeros_like(new) if event == 0 else (new == old).long() * 2 - 1
+        return torch.cat([new[:, None], torch.cat([p[1] for p in parts]), modulator[:, None]], 1)
+
+    def _next_block(self) -> Block:
+        """Draw the next ``block_events`` events on the CPU and move them to the device in one copy."""
+        self._block_start = ([s.state_dict() for s in self.streams], self.stimulus.clone())
+        rows = []
+        for event in range(self.event, self.event + self.block_events):
+            rows.append(self._draw(self.streams, self.stimulus, event))
+            self.stimulus = rows[-1][:, 0]
+        packed = torch.stack(rows)
+        with deliberate("eye: one asynchronous copy per block of draws"):
+            if self.device.type == "cuda":
+                packed = packed.pin_memory()
+            packed = packed.to(self.device, non_blocking=True)
+        stimulus = packed[..., 0].contiguous()
+        return Block(self.event, stimulus, packed[..., 1:-1].contiguous(), packed[..., -1].float(),
+                     self.labels[stimulus])
+
     def next_glimpse(self, time: float) -> Glimpse:
-        step = self.event % self.dwell
-        old = self.stimulus
-        parts = [self._shard_step(s, step, o) for s, o in zip(self.streams, old.split(self.per_shard))]
-        self.stimulus = torch.cat([p[0] for p in parts])
-        gaze = torch.cat([p[1] for p in parts])
-        if self.event == 0:
-            modulator = torch.zeros(self.batch)
-        else:
-            modulator = (self.stimulus == old).float() * 2 - 1
-        idx = self.stimulus.to(self.device, non_blocking=True)
-        gaze_d = gaze.to(self.device, non_blocking=True)
-        glimpse = Glimpse(
-            index=self.event, time=time, data=self.modality.cut(self.store, idx, gaze_d), gaze=gaze_d,
-            stimulus=idx, label=self.labels[idx], modulator=modulator.to(self.device, non_blocking=True),
-        )
+        """The next event's glimpses [B, ...], cut on the device from this event's row of the block of draws."""
+        block = self._block
+        if block is None or self.event - block.start == len(block.stimulus):
+            block = self._block = self._next_block()
+        i = self.event - block.start
+        idx, gaze = block.stimulus[i], block.gaze[i]
+        glimpse = Glimpse(index=self.event, time=time, data=self.modality.cut(self.store, idx, gaze), gaze=gaze,
+                          stimulus=idx, label=block.label[i], modulator=block.modulator[i])
         self.event += 1
         self.time = time
         return glimpse
 
+    def _current(self) -> tuple[list[dict], torch.Tensor]:
+        """The streams' states and the stimuli as of the last event emitted: the block's draws replayed from its
+        start up to that event on copies of the streams (the live streams have drawn the whole block)."""
+        if self._block is None or self.event - self._block.start == len(self._block.stimulus):
+            return [s.state_dict() for s in self.streams], self.stimulus
+        states, stimulus = self._block_start
+        copies = []
+        for state, stream in zip(states, self.streams):
+            copy = StimulusStream(stream.items, torch.Generator())
+            copy.load_state_dict(state)
+            copies.append(copy)
+        for event in range(self._block.start, self.event):
+            stimulus = self._draw(copies, stimulus, event)[:, 0]
+        return [c.state_dict() for c in copies], stimulus
+
     def state_dict(self) -> dict:
         """Clock and, per logical shard id, its eyes' stimuli and its stream (so shards can move between ranks)."""
-        stim = self.stimulus.split(self.per_shard)
+        streams, stimulus = self._current()
         return {"event": self.event, "time": self.time,
-                "shards": {s: {"stimulus": st.clone(), **stream.state_dict()}
-                           for s, st, stream in zip(self.shard_ids, stim, self.streams)}}
+                "shards": {s: {"stimulus": st.clone(), **stream}
+                           for s, st, stream in zip(self.shard_ids, stimulus.split(self.per_shard), streams)}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore this Eye's shards from a state holding (at least) every shard it runs."""
@@ -133,3 +195,4 @@ class Eye:
         for s, stream in zip(self.shard_ids, self.streams):
             stream.load_state_dict(state["shards"][s])
         self.stimulus = torch.cat([state["shards"][s]["stimulus"] for s in self.shard_ids]).clone()
+        self._block = self._block_start = None  # the next event draws a new block from here
