@@ -1,9 +1,13 @@
 """The benchmark that reproduces the README's CLAPP table runs from one command, and its parallel halves merge."""
+import argparse
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import data_path
 
@@ -37,3 +41,67 @@ def test_clapp_table_runs_per_rule_and_merges_with_paired_gains(tmp_path):
     above = sum(g > 0 for g in gains)
     assert row.split()[4:8] == [f"{sum(gains) / 2:+.3f}", "+-", f"{abs(gains[0] - gains[1]) / 2 ** 0.5:.3f}",
                                 f"({above}/2"]
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--threads", "1", *args], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+
+
+def _module(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _row(stdout: str, first: str) -> list[str]:
+    return next(line.split() for line in stdout.splitlines() if line.split()[:1] == [first])
+
+
+def test_engine_overhead_runs_its_comparison_and_both_sides_end_identical(tmp_path):
+    out = _script("engine_overhead.py", "--data", str(data_path("mnist5k.npz")), "--batches", "3", "--glimpses", "15",
+                  "--min-events", "5", "--repeats", "2", "--json", str(tmp_path / "e.json"))
+    assert out.returncode == 0, out.stderr
+    row = json.loads((tmp_path / "e.json").read_text())["rows"][0]
+    assert row["max |dW|"] == 0 and row["events"] == 5 and _row(out.stdout, "3")[-1] == "0"
+
+
+def test_engine_overhead_exits_when_the_hand_loop_drifts():
+    bench = _module("engine_overhead")
+    args = argparse.Namespace(data=data_path("mnist5k.npz"), preset="small", rule="oja", glimpses=6, min_events=3,
+                              repeats=1)
+
+    def drifting(exp, events):  # the hand loop without the layers' adaptation (what the old loop skipped)
+        for agent in exp.agents:
+            agent.layer.adapt = lambda pooled: None
+        bench.hand_loop(exp, events)
+
+    with pytest.raises(SystemExit, match=r"comparison drifted: batch 2: .* differ by max \|dW\| = "):
+        bench.measure(args, 2, loop=drifting)
+
+
+def test_local_vs_backprop_runs_its_comparison_with_identical_forward_passes(tmp_path):
+    out = _script("local_vs_backprop.py", "--data", str(data_path("mnist5k.npz")), "--presets", "small", "--batch", "4",
+                  "--steps", "2", "--repeats", "1", "--json", str(tmp_path / "l.json"))
+    assert out.returncode == 0, out.stderr
+    assert "identical forward passes and both sides learning (checked)" in out.stdout
+    assert json.loads((tmp_path / "l.json").read_text())["rows"][0]["local/backprop"] > 0
+
+
+def test_local_vs_backprop_exits_when_the_forward_passes_differ_or_a_side_does_not_learn():
+    bench = _module("local_vs_backprop")
+    args = argparse.Namespace(data=data_path("mnist5k.npz"), batch=4, rule="oja", optimizer="sgd", set=[], steps=2,
+                              repeats=1)
+
+    class Uncentred(bench.Backprop):  # the `small` preset's first layer transmits centred outputs
+        def encode(self, x):
+            for layer in self.layers:
+                x = layer.pool(layer(x)[1])
+            return x
+
+    with pytest.raises(SystemExit, match="forward passes of small differ by"):
+        bench.measure(args, "small", backprop=Uncentred)
+    with pytest.raises(SystemExit, match="the backprop step of small changed no weight"):
+        bench.measure(args, "small", backprop=lambda exp, opt, lr: bench.Backprop(exp, opt, 0.0))
