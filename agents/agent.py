@@ -36,12 +36,28 @@ class LayerAgent:
         self._loss = torch.zeros((), device=layer.weight.device)
         self._count = 0
         self.last_loss: torch.Tensor | None = None  #: the local loss of the last event (None: the rule has none)
+        self._event = self.event  #: :meth:`event`, or its compiled form (:meth:`compile`)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.layer.parameters()) + list(self.rule.parameters())
 
     def step(self, g: Glimpse) -> Glimpse:
-        x = self.layer.as_input(g.data.detach())  # the rule sees the input in the layer's memory format
+        out = self._event(self.layer.as_input(g.data.detach()), g)  # the rule sees x in the layer's memory format
+        if self.learning:
+            self._count += 1
+        return g.with_data(out)
+
+    def compile(self, mode: str) -> None:
+        """Run the per-event tensor work (:meth:`event`: forward, rule update, adaptation, update statistics,
+        optimiser step) through ``torch.compile``: ``mode`` one of its modes ("default", "reduce-overhead":
+        CUDA graphs on a GPU, "max-autotune"), or "aot_eager" (captured graphs run eagerly, no code generation)."""
+        if mode == "aot_eager":
+            self._event = torch.compile(self.event, backend="aot_eager")
+        else:
+            self._event = torch.compile(self.event, mode=mode)
+
+    def event(self, x: torch.Tensor, g: Glimpse) -> torch.Tensor:
+        """One event's tensor work for input ``x`` of glimpse ``g``; returns what the layer transmits."""
         with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
             a, y = self.layer(x)
         pooled = self.layer.pool(y.detach())
@@ -57,12 +73,11 @@ class LayerAgent:
                 self._update_sq.addcmul_(norm, norm)
                 if loss is not None:
                     self._loss += loss
-                self._count += 1
                 self.optimizer.step()
                 self.rule.after_step()
             if self.sync is not None:
                 self.sync.after_step()
-        return g.with_data(self.layer.centered(pooled))
+        return self.layer.centered(pooled)
 
     def diverged(self, max_weight_norm: float) -> str | None:
         """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above

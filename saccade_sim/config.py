@@ -88,6 +88,12 @@ class RunConfig:
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
     max_weight_norm: float = 1e4  #: a layer whose weight norm exceeds this has diverged
+    compile: str = "none"  #: "none", or each layer's per-event step through torch.compile: a mode (COMPILE_MODES)
+
+
+#: ``run.compile`` values: torch.compile modes ("reduce-overhead" captures CUDA graphs on a GPU) and "aot_eager"
+#: (graphs captured and run eagerly, no code generation: checks the capture quickly)
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
 
 
 @dataclass
@@ -305,6 +311,7 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.run.events, "run.events")
     _positive(cfg.run.check_every, "run.check_every")
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
+    _choice(cfg.run.compile, COMPILE_MODES, "run.compile")
     _positive(cfg.rule.lr, "rule.lr", allow_zero=True)
     _choice(cfg.rule.optimizer, ("sgd", "adam", "adamw"), "rule.optimizer")
     _positive(cfg.probe.pool, "probe.pool")

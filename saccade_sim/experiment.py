@@ -107,6 +107,8 @@ class Experiment:
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
             self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
+        if cfg.run.compile != "none":
+            self._compile(cfg.run.compile)
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
@@ -119,6 +121,18 @@ class Experiment:
         self.history: list[dict[str, Any]] = []
         self.decoding: list[dict[str, Any]] = []  #: per-layer probe accuracy over simulated time
         self.wall_s = 0.0
+
+    def _compile(self, mode: str) -> None:
+        """Compile every agent's per-event step (``run.compile``). The agents share one code object, so each
+        compiled frame holds a graph per layer: the recompile limit is raised to fit them."""
+        if self.world.size > 1:
+            raise ConfigError("run.compile: not supported in a distributed run (the weight sync's collectives "
+                              "would be traced); set run.compile = \"none\"")
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 8 * len(self.agents))
+        for agent in self.agents:
+            agent.compile(mode)
 
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
