@@ -64,8 +64,14 @@ def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str
 
 
 def timed(fn: Callable[[], Any]) -> float:
+    """Wall seconds of ``fn()``, the CUDA device (if in use) synchronised before and after."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 

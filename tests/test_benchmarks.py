@@ -105,3 +105,20 @@ def test_local_vs_backprop_exits_when_the_forward_passes_differ_or_a_side_does_n
         bench.measure(args, "small", backprop=Uncentred)
     with pytest.raises(SystemExit, match="the backprop step of small changed no weight"):
         bench.measure(args, "small", backprop=lambda exp, opt, lr: bench.Backprop(exp, opt, 0.0))
+
+
+def test_the_gpu_benchmark_runs_its_cpu_path_and_counts_flops_and_syncs(tmp_path):
+    out = _script("gpu.py", "--device", "cpu", "--data", str(data_path("mnist5k.npz")), "--presets", "small",
+                  "--rules", "oja", "--batches", "2", "4", "--events", "2", "--repeats", "1", "--warmup", "2",
+                  "--check-every", "4", "--ratio-batch", "2", "--ratio-steps", "2", "--matmul", "128",
+                  "--json", str(tmp_path / "g.json"))
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "g.json").read_text())
+    assert [row["batch"] for row in r["rows"]] == [2, 4] and r["matmul_flops"] > 0
+    # small = conv 1->32 at 16x16 and 32->64 at 8x8 (3x3): forward + weight gradient, 2 FLOPs per multiply-add
+    per_glimpse = 2 * 2 * 9 * (1 * 32 * 16 * 16 + 32 * 64 * 8 * 8)
+    assert [row["GFLOP/event"] * 1e9 for row in r["rows"]] == pytest.approx([2 * per_glimpse, 4 * per_glimpse], rel=0.01)
+    assert all(0 < row["of mm"] < 1 and row["glimpses/s"] > 0 for row in r["rows"])
+    assert r["syncs"] == [{"preset": "small", "rule": "oja", "syncs/event": 2 / 4, "copies/event": 1 / 4,
+                           "unexpected/event": 0.0, "where": []}]  # one read per layer and check, one block copy
+    assert r["ratios"][0]["local/backprop"] > 0 and "not measured" not in out.stdout
