@@ -118,6 +118,9 @@ def main() -> None:
     rows = list(tracer.peaks.values())
     print(f"default job ({cfg.rule.name}, {cfg.data.source}, preset {cfg.network.preset}, batch {cfg.eye.batch}, "
           f"{args.events} events, overrides {args.set or 'none'}), {args.threads} thread(s)")
+    import saccade_sim
+
+    print(f"saccade_sim from {Path(saccade_sim.__file__).parent}")
     print(f"resident memory: {start_mb:.0f} MB at start, {imported_mb:.0f} MB after importing torch and saccade_sim")
     print(table(rows, ["phase", "calls", "peak MB", "RSS after MB"]))
     print(f"peak of the process: {total:.0f} MB (probe accuracy of layer1: {results['probe']['layers']['layer1']:.3f})")

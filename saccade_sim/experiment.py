@@ -240,7 +240,7 @@ class Experiment:
 
     def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor) -> list[torch.Tensor]:
         p = self.config.probe
-        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch)
+        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, torch.float32)
 
     def probe_scores(self, layers: list[Layer], with_input: bool = True) -> list[float]:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the

@@ -21,11 +21,15 @@ LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative
 
 @torch.no_grad()
 def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
-                  pool: int = 2, aggregate: str = "concat", batch: int = 64) -> list[torch.Tensor]:
-    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU."""
+                  pool: int = 2, aggregate: str = "concat", batch: int = 64,
+                  dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
+    """[input, layer 1, ...] features of stimuli ``idx``, each [N, F] of ``dtype`` on the CPU (the layers compute
+    in float32, so float32 features hold the same values in half the memory). Each chunk of ``batch`` stimuli
+    is written into the preallocated outputs as soon as it is computed."""
     g = modality.space.grid.shape[0]
-    out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
-    for chunk in idx.split(batch):
+    out: list[torch.Tensor] = []
+    for start in range(0, len(idx), batch):
+        chunk = idx[start:start + batch]
         n = len(chunk)
         x = modality.grid_glimpses(store, chunk)
         reps = [x]
@@ -37,8 +41,11 @@ def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tens
                 r = F.adaptive_avg_pool2d(r, (min(pool, r.shape[-2]), min(pool, r.shape[-1])))
             r = r.reshape(n, g, -1)
             r = r.mean(1) if aggregate == "mean" else r.reshape(n, -1)
-            out[i].append(r.double().cpu())
-    return [torch.cat(o) for o in out]
+            if len(out) <= i:
+                out.append(torch.empty(len(idx), r.shape[1], dtype=dtype))
+            out[i][start:start + n] = r
+        del reps, x
+    return out
 
 
 def _eigh_one_thread(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,9 +66,10 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     (relative to the mean eigenvalue) is chosen by exact leave-one-out accuracy on the training split:
     with hat matrix H = K (K + l I)^-1, the left-out score of item i is y_i - (y_i - f_i) / (1 - H_ii).
     """
-    x_train, x_test = x_train.double(), x_test.double()
+    x_train, x_test = x_train.to(torch.float64, copy=True), x_test.to(torch.float64, copy=True)
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    x_train.sub_(mean).div_(std)  # in place on the copies: one float64 copy of each split at a time
+    x_test.sub_(mean).div_(std)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     y1 = F.one_hot(y_train, n_classes).double()
     y_mean = y1.mean(0)
