@@ -50,22 +50,32 @@ def cases() -> list:
     for rule in RULES.names():
         for options in variants(rule):
             marks = [pytest.mark.xfail(reason=KNOWN[rule], raises=HostSyncError, strict=True)] if rule in KNOWN else []
-            out.append(pytest.param("image", "random", {}, rule, options, marks=marks, id=f"rule-{rule}{options or ''}"))
+            out.append(pytest.param("image", "random", {}, rule, options, None, marks=marks,
+                                    id=f"rule-{rule}{options or ''}"))
     for policy in POLICIES.names():
         for options in variants(policy):
-            out.append(pytest.param("image", policy, options, "oja", {}, id=f"policy-{policy}{options or ''}"))
+            out.append(pytest.param("image", policy, options, "oja", {}, None, id=f"policy-{policy}{options or ''}"))
     for modality in MODALITIES.names():
-        out.append(pytest.param(modality, "random", {"free": True}, "oja", {}, id=f"modality-{modality}"))
+        out.append(pytest.param(modality, "random", {"free": True}, "oja", {}, None, id=f"modality-{modality}"))
+    out.append(pytest.param("image", "random", {}, "oja", {}, MONITORS, id="monitors"))
     return out
 
 
-def experiment(modality: str, policy: str, policy_options: dict, rule: str, rule_options: dict) -> Experiment:
+#: recordings of every quantity that needs no particular rule, sampled on the device
+MONITORS = [{"target": "eye", "quantity": q, "eyes": [0, 2]} for q in ("glimpse", "gaze", "modulator", "stimulus")] + [
+    {"target": "layer1", "quantity": "activity", "every": 2, "eyes": [1]},
+    {"target": "layer2", "quantity": "weights", "every": 3}, {"target": "layer3", "quantity": "modulator"}]
+
+
+def experiment(modality: str, policy: str, policy_options: dict, rule: str, rule_options: dict,
+               monitors: list | None = None) -> Experiment:
     if modality not in MODALITY_CASES:
         pytest.fail(f"modality {modality!r} has no case in MODALITY_CASES: add a small data set for it")
     cfg = MODALITY_CASES[modality]()
     exp = Experiment({**cfg, "eye": {"batch": 6, "policy": policy, "jump_prob": 0.3, **policy_options},
                       "network": {"layers": LAYERS}, "rule": {"name": rule, **rule_options},
-                      "run": {"progress": False, "check_every": CHECK_EVERY}, "probe": {"enabled": False}})
+                      "run": {"progress": False, "check_every": CHECK_EVERY}, "probe": {"enabled": False},
+                      "record": {"monitors": monitors or []}})
     exp.eye.block_events = BLOCK  # several blocks in the run
     return exp
 
@@ -74,9 +84,10 @@ def detector(exp: Experiment, strict: bool = True) -> SyncDetector:
     return SyncDetector(strict, host_tensors=lambda: optimizer_host_tensors(a.optimizer for a in exp.agents))
 
 
-@pytest.mark.parametrize("modality, policy, policy_options, rule, rule_options", cases())
-def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, policy, policy_options, rule, rule_options):
-    exp = experiment(modality, policy, policy_options, rule, rule_options)
+@pytest.mark.parametrize("modality, policy, policy_options, rule, rule_options, monitors", cases())
+def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, policy, policy_options, rule, rule_options,
+                                                                  monitors):
+    exp = experiment(modality, policy, policy_options, rule, rule_options, monitors)
     with detector(exp) as d:  # strict: raises at the first sync outside a deliberate section
         assert exp.simulation.run(EVENTS) == EVENTS
     assert d.sections == {"divergence check every run.check_every events": EVENTS // CHECK_EVERY,
@@ -85,6 +96,7 @@ def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, poli
     assert d.count("sync", check) == len(exp.agents) * (EVENTS // CHECK_EVERY)  # one read per layer and check
     assert d.count("copy", "eye: one asynchronous copy per block of draws") == math.ceil(EVENTS / BLOCK)
     assert all(torch.isfinite(a.layer.weight).all() for a in exp.agents)
+    assert all(m.buffer.count > 0 for m in exp.monitors)
 
 
 def plant_item(exp):
