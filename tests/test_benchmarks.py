@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import data_path
 
@@ -43,9 +44,10 @@ def test_clapp_table_runs_per_rule_and_merges_with_paired_gains(tmp_path):
                                 f"({above}/2"]
 
 
-def _script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--threads", "1", *args], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / name), *(["--threads", "1"] if threads else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=600)
 
 
 def _module(name: str):
@@ -122,3 +124,21 @@ def test_the_gpu_benchmark_runs_its_cpu_path_and_counts_flops_and_syncs(tmp_path
     assert r["syncs"] == [{"preset": "small", "rule": "oja", "syncs/event": 2 / 4, "copies/event": 1 / 4,
                            "unexpected/event": 0.0, "where": []}]  # one read per layer and check, one block copy
     assert r["ratios"][0]["local/backprop"] > 0 and "not measured" not in out.stdout
+
+
+def test_distributed_scaling_exits_when_two_ranks_at_k1_do_not_learn_what_one_rank_learns():
+    bench = _module("distributed_scaling")
+    w = torch.randn(4, 3)
+    bench.WEIGHTS.update({(1, 1): [w], (2, 1): [w * (1 + 1e-6)]})
+    bench.same_as_one_rank(2)  # float reduction order: accepted
+    bench.WEIGHTS[(2, 1)] = [w + 1e-2]
+    with pytest.raises(SystemExit, match="layer 1: 2 ranks at K = 1 end 0.01 away from 1 rank"):
+        bench.same_as_one_rank(2)
+
+
+@pytest.mark.slow
+def test_distributed_scaling_runs_its_launches_and_checks_them(tmp_path):
+    out = _script("distributed_scaling.py", "--data", str(data_path("mnist5k.npz")), "--events", "6", "--repeats", "1",
+                  "--ks", "1", "4", "--json", str(tmp_path / "d.json"), threads=False)
+    assert out.returncode == 0, out.stderr
+    assert [(r["ranks"], r["K"]) for r in json.loads((tmp_path / "d.json").read_text())["rows"]] == [(1, 1), (2, 1), (2, 4)]
