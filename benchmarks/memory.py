@@ -6,7 +6,8 @@ Runs the CLI's job in this process (build, simulate, probe, save into a temporar
 phases wrapped: each phase's peak resident memory is read from ``VmHWM`` in ``/proc/self/status``, the peak
 being reset (``/proc/self/clear_refs``) as the phase starts, so nested phases (the probe's feature pass and
 ridge fits inside the probe) report their own peaks and still count in their parent's. Resident memory is what
-the machine must have; it includes what the allocator keeps after a free. Memory does not grow with the
+the machine must have; it includes what the allocator keeps after a free, and the touched pages of torch's
+libraries (file-backed, shared between processes: "file after", against the anonymous memory "anon after"). Memory does not grow with the
 run's length (benchmarks/scaling.py), so a short run (``--events``) has the full run's peak. Linux only.
 """
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Tracer:
         entry["calls"] += 1
         entry["peak MB"] = max(entry["peak MB"], peak)
         entry["RSS after MB"] = status_mb("VmRSS")
+        entry["anon after MB"] = status_mb("RssAnon")
+        entry["file after MB"] = status_mb("RssFile")
 
     def wrap(self, owner: Any, attr: str, name: str) -> None:
         raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
@@ -98,8 +101,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300, help="run.events of the traced job")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parse(parser)
-    start_mb = status_mb("VmRSS")
-    import torch  # noqa: F401
+    start_mb = status_mb("VmRSS")  # common (imported above) has imported torch
 
     from saccade_sim import checkpoint
     from saccade_sim.config import load
@@ -114,17 +116,21 @@ def main() -> None:
         exp = Experiment(cfg)
         checkpoint.prepare_folder(Path(out) / "run", False)
         results = checkpoint.run_in_folder(exp, Path(out) / "run")
-    total = status_mb("VmHWM")
+    total = max([status_mb("VmHWM")] + [p["peak MB"] for p in tracer.peaks.values()])
     rows = list(tracer.peaks.values())
     print(f"default job ({cfg.rule.name}, {cfg.data.source}, preset {cfg.network.preset}, batch {cfg.eye.batch}, "
           f"{args.events} events, overrides {args.set or 'none'}), {args.threads} thread(s)")
     import saccade_sim
 
     print(f"saccade_sim from {Path(saccade_sim.__file__).parent}")
-    print(f"resident memory: {start_mb:.0f} MB at start, {imported_mb:.0f} MB after importing torch and saccade_sim")
-    print(table(rows, ["phase", "calls", "peak MB", "RSS after MB"]))
-    print(f"peak of the process: {total:.0f} MB (probe accuracy of layer1: {results['probe']['layers']['layer1']:.3f})")
-    write_json(args.json, args, rows=rows, peak_mb=total, imported_mb=imported_mb, start_mb=start_mb)
+    print(f"resident memory: {start_mb:.0f} MB after importing torch, {imported_mb:.0f} MB after saccade_sim too "
+          f"({status_mb('RssFile'):.0f} MB of it now file-backed: mapped library code, shared and reclaimable)")
+    print(table(rows, ["phase", "calls", "peak MB", "RSS after MB", "anon after MB", "file after MB"]))
+    probe = results["probe"]
+    print(f"peak of the process: {total:.0f} MB; probe: input {probe['baselines']['input']:.4f}, layers "
+          f"{probe['layers']}, random {probe['baselines']['random']}")
+    write_json(args.json, args, rows=rows, peak_mb=total, imported_mb=imported_mb, start_mb=start_mb, probe=probe,
+               probe_wall_s=results["probe_wall_s"])
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ class ProbeConfig:
     test: int = 500  #: at most this many test stimuli (0 = all)
     pool: int = 2  #: each glimpse's layer output is average-pooled to pool x pool
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
-    batch: int = 64
+    batch: int = 16  #: stimuli per forward chunk (memory grows with batch x gaze-grid size)
     every_ms: float = 0.0  #: also probe the layers every this many simulated ms (a decoding curve; 0 = off)
 
 

@@ -238,9 +238,12 @@ class Experiment:
         perm = np.random.default_rng(stream_seed(self.config.seed, "probe", name)).permutation(n_items)
         return torch.from_numpy(np.sort(perm[:limit] if limit else perm))
 
-    def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor,
+                 with_input: bool = True) -> list[torch.Tensor]:
+        """The probe's float32 features [input (``with_input``), layer 1, ...] of stimuli ``idx`` of ``store``."""
         p = self.config.probe
-        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, torch.float32)
+        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, torch.float32,
+                             with_input)
 
     def probe_scores(self, layers: list[Layer], with_input: bool = True) -> list[float]:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
@@ -249,9 +252,20 @@ class Experiment:
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
-        f_tr, f_te = self.features(layers, self.train_store, tr), self.features(layers, self.test_store, te)
-        first = 0 if with_input else 1
-        return [ridge_probe(a, y_tr, b, y_te)["accuracy"] for a, b in zip(f_tr[first:], f_te[first:])]
+
+        def fit(f_tr: list, f_te: list) -> list[float]:
+            """Each feature set in turn, dropped once fitted."""
+            scores = []
+            for i in range(len(f_tr)):
+                scores.append(ridge_probe(f_tr[i], y_tr, f_te[i], y_te)["accuracy"])
+                f_tr[i] = f_te[i] = None
+            return scores
+
+        # the layers first; the raw glimpses (as many features as the largest layer, and no forward pass) after
+        scores = fit(self.features(layers, self.train_store, tr, False), self.features(layers, self.test_store, te, False))
+        if with_input:
+            scores.insert(0, fit(self.features([], self.train_store, tr), self.features([], self.test_store, te))[0])
+        return scores
 
     def _probe_during_run(self, glimpse) -> None:
         with deliberate("probe every probe.every_ms"):

@@ -126,6 +126,18 @@ def test_the_gpu_benchmark_runs_its_cpu_path_and_counts_flops_and_syncs(tmp_path
     assert r["ratios"][0]["local/backprop"] > 0 and "not measured" not in out.stdout
 
 
+def test_the_memory_benchmark_traces_every_phase_of_the_job(tmp_path):
+    sets = [f"data.source={data_path('mnist5k.npz')}", "data.train_limit=100", "data.test_limit=40", "probe.train=40",
+            "probe.test=20"]
+    out = _script("memory.py", "--events", "3", *(a for s in sets for a in ("--set", s)), "--json", str(tmp_path / "m.json"))
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "m.json").read_text())
+    peaks = {row["phase"]: row["peak MB"] for row in r["rows"]}
+    assert set(peaks) == {f"{path.rsplit('.', 1)[-1]}.{attr}" for path, attr in _module("memory").PHASES}
+    assert peaks["Experiment.probe"] >= max(peaks["experiment.grid_features"], peaks["experiment.ridge_probe"])
+    assert r["peak_mb"] >= max(peaks.values()) >= r["imported_mb"] > 0 and set(r["probe"]["layers"]) == {"layer1", "layer2"}
+
+
 def test_distributed_scaling_exits_when_two_ranks_at_k1_do_not_learn_what_one_rank_learns():
     bench = _module("distributed_scaling")
     w = torch.randn(4, 3)

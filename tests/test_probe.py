@@ -75,3 +75,18 @@ def test_float32_features_hold_the_float64_values_and_the_probe_leaves_its_input
     kept = f32[1].clone()
     assert ridge_probe(f32[1][:30], y[:30], f32[1][30:], y[30:]) == ridge_probe(f64[1][:30], y[:30], f64[1][30:], y[30:])
     assert torch.equal(f32[1], kept)
+
+
+def test_gram_matrices_summed_over_feature_blocks_equal_the_standardised_products():
+    """K = Z Z^T and K_test = Z_test Z^T with training statistics, whatever the block of feature columns."""
+    from saccade_sim.analysis.probe import standardized_grams
+
+    g = torch.Generator().manual_seed(2)
+    x, xt = torch.randn(30, 11, generator=g) * 3 + 1, torch.randn(8, 11, generator=g)
+    mean, std = x.double().mean(0), x.double().std(0)
+    z, zt = (x.double() - mean) / std, (xt.double() - mean) / std
+    for block in (1, 4, 11, 64):
+        k, kt = standardized_grams(x, xt, block)
+        assert k.dtype == kt.dtype == torch.float64
+        torch.testing.assert_close(k, z @ z.T, rtol=1e-12, atol=1e-10)
+        torch.testing.assert_close(kt, zt @ z.T, rtol=1e-12, atol=1e-10)
