@@ -10,8 +10,8 @@ from saccade_sim.errors import ConfigError
 from saccade_sim.experiment import Experiment
 
 
-def run(rule: str, compile: str, events: int) -> Experiment:
-    exp = Experiment({"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 100, "test_limit": 20},
+def run(rule: str, compile: str, events: int, device: str = "cpu") -> Experiment:
+    exp = Experiment({"device": device, "data": {"source": str(data_path("mnist5k.npz")), "train_limit": 100, "test_limit": 20},
                       "eye": {"batch": 4}, "rule": {"name": rule},
                       "network": {"layers": [{"channels": 4, "pool": 2, "center": 0.01}, {"channels": 6}]},
                       "run": {"progress": False, "check_every": 4, "compile": compile}, "probe": {"enabled": False}})
@@ -19,10 +19,10 @@ def run(rule: str, compile: str, events: int) -> Experiment:
     return exp
 
 
-def assert_same_updates(rule: str, mode: str, events: int) -> None:
+def assert_same_updates(rule: str, mode: str, events: int, device: str = "cpu") -> None:
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    eager, compiled = run(rule, "none", events), run(rule, mode, events)
+    eager, compiled = run(rule, "none", events, device), run(rule, mode, events, device)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= len(compiled.agents)  # graphs were captured
     for a, b, initial in zip(eager.agents, compiled.agents, eager.initial_layers):
         assert not torch.equal(a.layer.weight, initial.weight) and b.event is not b._event
