@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import agents.rules  # noqa: F401  (registers the built-in rules)
-from agents.agent import LayerAgent, make_optimizer
+from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate
 
 from . import datasets, distributed, io
@@ -99,14 +99,18 @@ class Experiment:
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
         self.agents = []
         for i, layer in enumerate(self.layers):
+            settings, options = cfg.rule_for_layer(i, len(self.layers))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
-                rule = rule_cls(layer, cfg.rule_options, i, len(self.layers)).to(self.device)
+                rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
             params = list(layer.parameters()) + list(rule.parameters())
-            opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
+            opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
+            scheduler = None
+            if settings.schedule.kind != "constant" or settings.schedule.warmup:
+                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
+            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler))
         if cfg.run.compile != "none":
             self._compile(cfg.run.compile)
         self.attachments: list[Callable[[Simulation], Any]] = []
@@ -128,6 +132,10 @@ class Experiment:
         if self.world.size > 1:
             raise ConfigError("run.compile: not supported in a distributed run (the weight sync's collectives "
                               "would be traced); set run.compile = \"none\"")
+        if any(agent.scheduler is not None for agent in self.agents):
+            raise ConfigError("run.compile: not supported with a learning-rate schedule (the optimiser's rate, a "
+                              "Python number, changes every event and would recompile the step); set run.compile "
+                              "= \"none\"")
         import torch._dynamo
 
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 8 * len(self.agents))

@@ -45,3 +45,10 @@ def test_the_compiled_step_gives_the_same_updates(rule, mode):
 def test_compile_values_are_checked():
     with pytest.raises(ConfigError, match="run.compile: unknown value 'fast'; valid choices: none, default"):
         resolve({"run": {"compile": "fast"}})
+
+
+def test_compile_with_a_learning_rate_schedule_is_refused():
+    with pytest.raises(ConfigError, match="run.compile: not supported with a learning-rate schedule"):
+        Experiment({"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 20, "test_limit": 10},
+                    "network": {"preset": "tiny"}, "rule": {"name": "oja", "schedule": {"kind": "cosine"}},
+                    "run": {"progress": False, "compile": "aot_eager"}, "probe": {"enabled": False}})
