@@ -58,6 +58,8 @@ def cases() -> list:
     for modality in MODALITIES.names():
         out.append(pytest.param(modality, "random", {"free": True}, "oja", {}, None, id=f"modality-{modality}"))
     out.append(pytest.param("image", "random", {}, "oja", {}, MONITORS, id="monitors"))
+    out.append(pytest.param("image", "random", {}, "oja", {"optimizer": "adam", "schedule": {"kind": "cosine", "warmup": 3}},
+                            None, id="adam-with-a-learning-rate-schedule"))
     return out
 
 
