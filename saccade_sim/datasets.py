@@ -23,6 +23,7 @@ class Split:
     train: RawStimuli
     test: RawStimuli
     classes: list[str]
+    unlabelled: RawStimuli | None = None  #: training stimuli without labels (the eyes may see them; the probe never)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +116,13 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
         train, test = train.subset(tr), train.subset(te)
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else \
         [str(c) for c in range(int(max(train.y.max(), test.y.max())) + 1)]
-    return Split(train, test, classes)
+    unlabelled = None
+    if cfg.unlabelled and "x_unlabelled" in arrays:
+        x = arrays["x_unlabelled"]
+        modality.check_array(x, f"{path}:x_unlabelled")
+        check_values(x, f"{path}:x_unlabelled")
+        unlabelled = RawStimuli(x, np.full(len(x), -1, dtype=np.int64))
+    return Split(train, test, classes, unlabelled)
 
 
 def check_values(x: np.ndarray, where: str) -> None:
@@ -228,12 +235,16 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
     if not cfg.root:
         raise ConfigError("data.root: required for torchvision datasets (where the files are or go)")
 
-    def part(train: bool) -> RawStimuli:
+    def part(train: bool | None) -> RawStimuli:
+        """The train (True), test (False) or unlabeled (None, STL-10) split."""
         try:
             try:
+                if train is None:
+                    raise TypeError
                 ds = cls(cfg.root, train=train, download=cfg.download)
             except TypeError:
-                ds = cls(cfg.root, split="train" if train else "test", download=cfg.download)
+                split = "unlabeled" if train is None else "train" if train else "test"
+                ds = cls(cfg.root, split=split, download=cfg.download)
         except RuntimeError as exc:
             raise DataError(f"{cfg.root}: torchvision {name}: {exc} (set data.download = true to fetch it)") from None
         x = getattr(ds, "data", None)
@@ -248,7 +259,11 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
 
     train, test = part(True), part(False)
     classes = list(getattr(cls, "classes", [])) or [str(c) for c in range(int(train.y.max()) + 1)]
-    return Split(train, test, [str(c) for c in classes])
+    unlabelled = None
+    if cfg.unlabelled and name == "STL10":  # STL-10's 100,000 unlabelled images, as CLAPP trains on them
+        extra = part(None)
+        unlabelled = RawStimuli(extra.x, np.full(len(extra.x), -1, dtype=np.int64))
+    return Split(train, test, [str(c) for c in classes], unlabelled)
 
 
 def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split:
@@ -280,4 +295,5 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split
                               f"{', '.join(DATASETS.names())}, tv:NAME for torchvision, ta:NAME for torchaudio")
     limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
     return Split(_limit(split.train, cfg.train_limit, limit_rng).read(),
-                 _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes)
+                 _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes,
+                 None if split.unlabelled is None else split.unlabelled.read())

@@ -69,13 +69,23 @@ MAX_BLOCK_EVENTS = 256
 
 class Block(NamedTuple):
     """The draws of events ``start`` .. ``start + len - 1`` on the device: ``stimulus`` and ``label`` [N, B],
-    ``gaze`` [N, B, D], ``modulator`` [N, B]."""
+    ``gaze`` [N, B, D], ``modulator`` [N, B], ``view`` [N, B, V] and ``draws`` [N, B, R] (None when empty)."""
 
     start: int
     stimulus: torch.Tensor
     gaze: torch.Tensor
     modulator: torch.Tensor
     label: torch.Tensor
+    view: torch.Tensor | None
+    draws: torch.Tensor | None
+
+
+class State(NamedTuple):
+    """The eyes' state on the CPU after an event: ``stimulus`` [B], presentation ``view`` [B, V], ``draws`` [B, R]."""
+
+    stimulus: torch.Tensor
+    view: torch.Tensor
+    draws: torch.Tensor
 
 
 class Eye:
@@ -86,10 +96,15 @@ class Eye:
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
     ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard. ``block_events`` (0: about 2^16 draws
     per block) sets how many events are drawn and copied to the device at once; it does not change the draws.
+
+    A *presentation* begins where an eye takes a stimulus (a new dwell or a jump). Then its view (the
+    modality's :meth:`Modality.sample_view`: a random crop, a flip) and its ``draws`` uniform numbers (for
+    rules, ``Glimpse.draws``) are drawn from its shard's stream and kept until the next presentation.
     """
 
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
-                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, block_events: int = 0) -> None:
+                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0,
+                 block_events: int = 0) -> None:
         if len(store) < cfg.shards:
             raise ConfigError(f"eye.shards: {cfg.shards} shards need at least as many training stimuli, "
                               f"got {len(store)}")
@@ -107,47 +122,66 @@ class Eye:
         self.time = 0.0  # simulated time (ms) of the last fixation
         everything = torch.arange(len(store))
         self.streams = [StimulusStream(everything[s::cfg.shards], generator(seed, "eye", s)) for s in self.shard_ids]
-        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU: as of the last event drawn
+        # CPU, as of the last event drawn: each eye's stimulus, presentation view and presentation draws
+        self.stimulus = torch.zeros(self.batch, dtype=torch.long)
+        self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)
+        self.draws = torch.zeros(self.batch, draws)
         self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
         self._block: Block | None = None
-        self._block_start: tuple[list[dict], torch.Tensor] | None = None  # streams and stimuli before the block
+        self._block_start: tuple[list[dict], State] | None = None  # streams and eye state before the block
 
-    def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One shard's stimuli and gazes [per_shard, D] for this fixation, from its own generator."""
+    def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor, view: torch.Tensor,
+                    draws: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One shard's stimuli, gazes [per_shard, D], views and draws for this fixation, from its own generator."""
         n, gen = self.per_shard, stream.generator
         if step == 0:
-            new = stream.take(n)
+            new, fresh = stream.take(n), torch.ones(n, dtype=torch.bool)
         elif self.jump_prob > 0:
-            jump = torch.rand(n, generator=gen) < self.jump_prob
-            new = torch.where(jump, stream.take(n), old)
+            fresh = torch.rand(n, generator=gen) < self.jump_prob
+            new = torch.where(fresh, stream.take(n), old)
         else:
-            new = old
-        return new, self.policy.sample(step, n, self.modality.space, gen)
+            new, fresh = old, torch.zeros(n, dtype=torch.bool)
+        if view.shape[1]:
+            view = torch.where(fresh[:, None], self.modality.sample_view(n, gen), view)
+        if draws.shape[1]:
+            draws = torch.where(fresh[:, None], torch.rand(n, draws.shape[1], generator=gen), draws)
+        return new, self.policy.sample(step, n, self.modality.space, gen), view, draws
 
-    def _draw(self, streams: list[StimulusStream], old: torch.Tensor, event: int) -> torch.Tensor:
-        """The draws of one event on the CPU: [B, 2 + D] = stimulus, gaze (D), modulator (+1 stayed, -1 changed,
-        0 at the first event), from the streams and the stimuli ``old`` of the event before."""
+    def _draw(self, streams: list[StimulusStream], old: State, event: int) -> tuple[torch.Tensor, State]:
+        """The draws of one event on the CPU from the streams and the eye state ``old`` of the event before:
+        [B, 2 + D + V] long = stimulus, gaze (D), modulator (+1 stayed, -1 changed, 0 at the first event), view (V),
+        and the new state (stimulus, view, draws)."""
         step = event % self.dwell
-        parts = [self._shard_step(s, step, o) for s, o in zip(streams, old.split(self.per_shard))]
-        new = torch.cat([p[0] for p in parts])
-        modulator = torch.zeros_like(new) if event == 0 else (new == old).long() * 2 - 1
-        return torch.cat([new[:, None], torch.cat([p[1] for p in parts]), modulator[:, None]], 1)
+        chunks = [t.split(self.per_shard) for t in old]
+        parts = [self._shard_step(s, step, *c) for s, *c in zip(streams, *chunks)]
+        new, gaze, view, draws = (torch.cat(t) for t in zip(*parts))
+        modulator = torch.zeros_like(new) if event == 0 else (new == old.stimulus).long() * 2 - 1
+        return torch.cat([new[:, None], gaze, modulator[:, None], view], 1), State(new, view, draws)
+
+    def _state(self) -> State:
+        return State(self.stimulus, self.view, self.draws)
 
     def _next_block(self) -> Block:
-        """Draw the next ``block_events`` events on the CPU and move them to the device in one copy."""
-        self._block_start = ([s.state_dict() for s in self.streams], self.stimulus.clone())
-        rows = []
+        """Draw the next ``block_events`` events on the CPU and move them to the device in one copy (the draws,
+        floats, in a second one where the rules need them)."""
+        self._block_start = ([s.state_dict() for s in self.streams], self._state())
+        rows, draws = [], []
         for event in range(self.event, self.event + self.block_events):
-            rows.append(self._draw(self.streams, self.stimulus, event))
-            self.stimulus = rows[-1][:, 0]
-        packed = torch.stack(rows)
+            row, state = self._draw(self.streams, self._state(), event)
+            self.stimulus, self.view, self.draws = state
+            rows.append(row)
+            draws.append(state.draws)
+        packed, packed_draws = torch.stack(rows), torch.stack(draws) if self.draws.shape[1] else None
         with deliberate("eye: one asynchronous copy per block of draws"):
             if self.device.type == "cuda":
                 packed = packed.pin_memory()
+                packed_draws = None if packed_draws is None else packed_draws.pin_memory()
             packed = packed.to(self.device, non_blocking=True)
+            packed_draws = None if packed_draws is None else packed_draws.to(self.device, non_blocking=True)
+        d, v = self.modality.space.grid.shape[1], self.view.shape[1]
         stimulus = packed[..., 0].contiguous()
-        return Block(self.event, stimulus, packed[..., 1:-1].contiguous(), packed[..., -1].float(),
-                     self.labels[stimulus])
+        return Block(self.event, stimulus, packed[..., 1:1 + d].contiguous(), packed[..., 1 + d].float(),
+                     self.labels[stimulus], packed[..., 2 + d:].contiguous() if v else None, packed_draws)
 
     def next_glimpse(self, time: float) -> Glimpse:
         """The next event's glimpses [B, ...], cut on the device from this event's row of the block of draws."""
@@ -156,33 +190,39 @@ class Eye:
             block = self._block = self._next_block()
         i = self.event - block.start
         idx, gaze = block.stimulus[i], block.gaze[i]
-        glimpse = Glimpse(index=self.event, time=time, data=self.modality.cut(self.store, idx, gaze), gaze=gaze,
-                          stimulus=idx, label=block.label[i], modulator=block.modulator[i])
+        if block.view is None:
+            data = self.modality.cut(self.store, idx, gaze)
+        else:
+            data = self.modality.cut(self.store, idx, gaze, block.view[i])
+        glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=block.label[i],
+                          modulator=block.modulator[i], draws=None if block.draws is None else block.draws[i])
         self.event += 1
         self.time = time
         return glimpse
 
-    def _current(self) -> tuple[list[dict], torch.Tensor]:
-        """The streams' states and the stimuli as of the last event emitted: the block's draws replayed from its
+    def _current(self) -> tuple[list[dict], State]:
+        """The streams' states and the eye state as of the last event emitted: the block's draws replayed from its
         start up to that event on copies of the streams (the live streams have drawn the whole block)."""
         if self._block is None or self.event - self._block.start == len(self._block.stimulus):
-            return [s.state_dict() for s in self.streams], self.stimulus
-        states, stimulus = self._block_start
+            return [s.state_dict() for s in self.streams], self._state()
+        states, state = self._block_start
         copies = []
-        for state, stream in zip(states, self.streams):
+        for saved, stream in zip(states, self.streams):
             copy = StimulusStream(stream.items, torch.Generator())
-            copy.load_state_dict(state)
+            copy.load_state_dict(saved)
             copies.append(copy)
         for event in range(self._block.start, self.event):
-            stimulus = self._draw(copies, stimulus, event)[:, 0]
-        return [c.state_dict() for c in copies], stimulus
+            state = self._draw(copies, state, event)[1]
+        return [c.state_dict() for c in copies], state
 
     def state_dict(self) -> dict:
-        """Clock and, per logical shard id, its eyes' stimuli and its stream (so shards can move between ranks)."""
-        streams, stimulus = self._current()
+        """Clock and, per logical shard id, its eyes' stimuli, views and draws and its stream (so shards can move
+        between ranks)."""
+        streams, state = self._current()
+        parts = zip(self.shard_ids, streams, *(t.split(self.per_shard) for t in state))
         return {"event": self.event, "time": self.time,
-                "shards": {s: {"stimulus": st.clone(), **stream}
-                           for s, st, stream in zip(self.shard_ids, stimulus.split(self.per_shard), streams)}}
+                "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream}
+                           for s, stream, st, v, d in parts}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore this Eye's shards from a state holding (at least) every shard it runs."""
@@ -194,5 +234,7 @@ class Eye:
         self.time = state["time"]
         for s, stream in zip(self.shard_ids, self.streams):
             stream.load_state_dict(state["shards"][s])
-        self.stimulus = torch.cat([state["shards"][s]["stimulus"] for s in self.shard_ids]).clone()
+        for name in ("stimulus", "view", "draws"):
+            setattr(self, name, torch.cat([state["shards"][s][name] for s in self.shard_ids]).clone())
         self._block = self._block_start = None  # the next event draws a new block from here
+

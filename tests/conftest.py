@@ -27,3 +27,22 @@ def pytest_collection_modifyitems(config, items):
 def _threads():
     torch.set_num_threads(2)
     yield
+
+
+def run_and_resumed_run(cfg: dict, stop_at: int, folder: Path):
+    """The uninterrupted run of ``cfg`` and the same run stopped after ``stop_at`` events, checkpointed into
+    ``folder``, resumed and finished; the caller compares them. Returns (uninterrupted, resumed)."""
+    from saccade_sim import io
+    from saccade_sim.checkpoint import resume
+    from saccade_sim.experiment import Experiment
+
+    reference = Experiment(cfg)
+    reference.simulate()
+    first = Experiment(cfg)
+    first.simulate(stop_at)
+    io.save_torch(folder / "checkpoint.pt", first.state_dict())
+    resumed = resume(folder)
+    resumed.simulate()
+    for a, b in zip(reference.agents, resumed.agents):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    return reference, resumed

@@ -30,13 +30,13 @@ VARIANTS = {
     "random": [{"free": False}, {"free": True}],
     "oja": [{}, {"competition": "kwta", "k": 2, "threshold_rate": 0.01}, {"competition": "soft", "anti_hebbian": True},
             {"form": "loss"}],
-    "clapp": [{}, {"negatives": "batch"}, {"form": "loss", "timing": "immediate"}],
+    "clapp": [{}, {"negatives": "jump", "sampling": "both"}, {"timing": "immediate", "retrograde": "shared_gate"}],
 }
 #: rules that still synchronise per event (the locations are in the xfail reason); strict: the mark must go
 #: once they are fixed
 KNOWN = {
-    "clapp": "agents/rules/clapp.py _slots, pair_signs, update: torch.tensor(python list, device=...) per event "
-             "(an H2D copy from pageable memory, a stream sync on CUDA); the rule is being rewritten (issue 14)",
+    "clapp": "agents/rules/clapp.py _slots (torch.tensor(python list, device=...)) and saccade_sim/policies.py cells "
+             "(Tensor.to(device)) per event: host-to-device copies from pageable memory, a stream sync on CUDA",
 }
 KNOWN["clapp_s"] = KNOWN["clapp"]
 
