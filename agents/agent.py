@@ -72,6 +72,7 @@ class LayerAgent:
         self._loss = torch.zeros((), device=layer.weight.device)
         self._count = 0
         self.last_loss: torch.Tensor | None = None  #: the local loss of the last event (None: the rule has none)
+        self._event = self.event  #: :meth:`event`, or its compiled form (:meth:`compile`)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.layer.parameters()) + list(self.rule.parameters())
@@ -79,6 +80,28 @@ class LayerAgent:
     def step(self, g: Glimpse) -> Glimpse:
         # the rule sees the input as the weights do: normalised, padded, in the layer's memory format
         x = self.layer.prepare(self.layer.as_input(g.data.detach()), self.learning)
+        out = self._event(x, g)
+        if self.learning:
+            self._count += 1
+            if self.update_every > 1:  # eager: the sum and the step every update_every events
+                self._pending += 1
+                self._sum_changes()
+                if self._pending == self.update_every:
+                    self._optimizer_step()
+        return g.with_data(self.layer.with_shortcut(out, g.data))
+
+    def compile(self, mode: str) -> None:
+        """Run the per-event tensor work (:meth:`event`: forward, rule update, adaptation, update statistics,
+        optimiser step) through ``torch.compile``: ``mode`` one of its modes ("default", "reduce-overhead":
+        CUDA graphs on a GPU, "max-autotune"), or "aot_eager" (captured graphs run eagerly, no code generation)."""
+        if mode == "aot_eager":
+            self._event = torch.compile(self.event, backend="aot_eager")
+        else:
+            self._event = torch.compile(self.event, mode=mode)
+
+    def event(self, x: torch.Tensor, g: Glimpse) -> torch.Tensor:
+        """One event's tensor work for input ``x`` of glimpse ``g`` (the optimiser step too when
+        ``update_every`` is 1); returns what the layer transmits."""
         with torch.set_grad_enabled(self.learning and self.rule.needs_graph):
             a, y = self.layer.respond(x, self.learning)
         pooled = self.layer.pool(y.detach())
@@ -91,13 +114,9 @@ class LayerAgent:
                 self._update_sq.addcmul_(norm, norm)
                 if loss is not None:
                     self._loss += loss
-                self._count += 1
-                self._pending += 1
-                if self.update_every > 1:
-                    self._sum_changes()
-            if self._pending == self.update_every:
+            if self.update_every == 1:
                 self._optimizer_step()
-        return g.with_data(self.layer.with_shortcut(self.layer.centered(pooled), g.data))
+        return self.layer.centered(pooled)
 
     @torch.no_grad()
     def _sum_changes(self) -> None:
@@ -142,16 +161,14 @@ class LayerAgent:
                                "lower rule.lr or enable normalisation/competition")
 
     def check(self, time_ms: float, max_weight_norm: float) -> dict[str, float]:
-        """Read the accumulated statistics (one host sync) and stop on divergence.
+        """Read the accumulated statistics (one host sync for the three) and stop on divergence.
 
         Returns ``update`` = sqrt(mean over events of |grad|^2) / |W| (W now; two fused ops per event instead of
         a norm of W at every event), ``loss`` = mean local loss (if any) and ``weight_norm`` = |W|.
         """
-        w = self.layer.weight.detach()
-        norm = float(w.norm())
         n = max(self._count, 1)
-        stats = {"update": float(self._update_sq / n) ** 0.5 / max(norm, 1e-12), "loss": float(self._loss / n),
-                 "weight_norm": norm}
+        update_sq, loss, norm = torch.stack([self._update_sq / n, self._loss / n, self.layer.weight.detach().norm()]).tolist()
+        stats = {"update": update_sq ** 0.5 / max(norm, 1e-12), "loss": loss, "weight_norm": norm}
         self._update_sq.zero_()
         self._loss.zero_()
         self._count = 0

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -83,9 +84,43 @@ def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str
 
 
 def timed(fn: Callable[[], Any]) -> float:
+    """Wall seconds of ``fn()``, the CUDA device (if in use) synchronised before and after."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def max_difference(a: Sequence[torch.nn.Module], b: Sequence[torch.nn.Module]) -> float:
+    """max |x_a - x_b| over every parameter and buffer of the paired modules (inf where names or shapes differ)."""
+    worst = 0.0
+    for ma, mb in zip(a, b, strict=True):
+        sa, sb = ma.state_dict(), mb.state_dict()
+        if sa.keys() != sb.keys():
+            return float("inf")
+        for k, x in sa.items():
+            if not isinstance(x, torch.Tensor) or x.numel() == 0:
+                continue
+            if x.shape != sb[k].shape:
+                return float("inf")
+            worst = max(worst, float((x.double() - sb[k].double()).abs().max()))
+    return worst
+
+
+def agent_modules(exp: Any) -> list[torch.nn.Module]:
+    """Every layer and rule module of an Experiment's agents (what a comparison checks)."""
+    return [m for agent in exp.agents for m in (agent.layer, agent.rule)]
+
+
+def require(ok: bool, message: str) -> None:
+    """Exit with status 1 and ``message`` unless ``ok``: two sides that no longer compute the same thing are not
+    a comparison, and their timings are not reported."""
+    if not ok:
+        sys.exit(f"comparison drifted: {message}")
 
 
 def table(rows: list[dict[str, Any]], columns: Sequence[str], style: str = "right") -> str:

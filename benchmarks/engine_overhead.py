@@ -3,19 +3,20 @@
     PYTHONPATH=. python benchmarks/engine_overhead.py [--batches 1 8 32 128] [--repeats 5] [--threads 1]
 
 Both sides start from the same Experiment (same network, rule, weights and seeded glimpse stream). The
-engine runs ``Experiment.simulate`` (SimPy processes, broadcast fan-out, layer agents with their update
-statistics and the periodic divergence check); the hand-written loop calls, per event, the Eye, each layer's
-forward, the rule's update, the optimiser step and ``after_step``, nothing else. The two are timed in
+engine runs ``Experiment.simulate`` (SimPy processes, broadcast fan-out, the periodic divergence check);
+the hand loop calls, per event, the Eye and each layer agent's own ``step`` (forward, rule update, layer
+adaptation, update statistics, optimiser step: the same code), nothing else. The two are timed in
 alternation, several rounds; the ratio is taken per round (engine time / loop time) and its median and
-spread are reported. Both must end with the same weights (checked: max |W_engine - W_loop|).
+spread are reported. Both must end with identical weights, rule parameters and buffers (max |dW| = 0):
+otherwise the script exits with status 1 and reports nothing.
 """
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
-
-from agents.rules.base import Factors
-from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json
+from common import (DATA, agent_modules, arguments, interleaved, max_difference, parse, require, summary, table,
+                    timed, write_json)
 from saccade_sim.experiment import Experiment
 
 
@@ -26,27 +27,23 @@ def make(args: argparse.Namespace, batch: int) -> Experiment:
 
 
 def hand_loop(exp: Experiment, events: int) -> None:
-    """The same math without the engine: eye -> (forward, rule, optimiser) per layer -> transmit."""
+    """The engine's work without the engine: per event the eye's glimpse, then each agent's own step."""
     for _ in range(events):
         g = exp.eye.next_glimpse(0.0)
-        x = g.data
         for agent in exp.agents:
-            a, y = agent.layer(x)
-            agent.rule.update(Factors(x, a, y, g.modulator, g))
-            agent.optimizer.step()
-            agent.rule.after_step()
-            x = agent.layer.transmit(y)
+            g = agent.step(g)
 
 
-def measure(args: argparse.Namespace, batch: int) -> dict:
-    engine, loop = make(args, batch), make(args, batch)
+def measure(args: argparse.Namespace, batch: int, loop: Callable[[Experiment, int], None] = hand_loop) -> dict:
+    engine, hand = make(args, batch), make(args, batch)
     events = max(args.min_events, args.glimpses // batch)
-    engine.simulate(3), hand_loop(loop, 3)  # warm-up
+    engine.simulate(3), loop(hand, 3)  # warm-up
     stats = interleaved({"engine": lambda: timed(lambda: engine.simulate(events)),
-                         "loop": lambda: timed(lambda: hand_loop(loop, events))}, args.repeats)
-    ratios = [e / h for e, h in zip(stats["engine"]["values"], stats["loop"]["values"])]
-    diff = max(float((a.layer.weight - b.layer.weight).abs().max()) for a, b in zip(engine.agents, loop.agents))
-    r = summary(ratios)
+                         "loop": lambda: timed(lambda: loop(hand, events))}, args.repeats)
+    diff = max_difference(agent_modules(engine), agent_modules(hand))
+    require(diff == 0, f"batch {batch}: after {3 + args.repeats * events} events the engine's and the hand loop's "
+                       f"weights differ by max |dW| = {diff:.3g}")
+    r = summary([e / h for e, h in zip(stats["engine"]["values"], stats["loop"]["values"])])
     return {"batch": batch, "events": events,
             "engine glimpses/s": events * batch / stats["engine"]["median"],
             "loop glimpses/s": events * batch / stats["loop"]["median"],
@@ -65,7 +62,7 @@ def main() -> None:
     args = parse(parser)
     rows = [measure(args, b) for b in args.batches]
     print(f"preset {args.preset}, rule {args.rule}, {args.threads} thread(s), median of {args.repeats} "
-          "interleaved rounds (ratio: per round)")
+          "interleaved rounds (ratio: per round); both sides end with identical weights (checked)")
     print(table(rows, list(rows[0])))
     write_json(args.json, args, rows=rows)
 

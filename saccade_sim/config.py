@@ -147,6 +147,12 @@ class RunConfig:
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
     max_weight_norm: float = 1e4  #: a layer whose weight norm exceeds this has diverged
+    compile: str = "none"  #: "none", or each layer's per-event step through torch.compile: a mode (COMPILE_MODES)
+
+
+#: ``run.compile`` values: torch.compile modes ("reduce-overhead" captures CUDA graphs on a GPU) and "aot_eager"
+#: (graphs captured and run eagerly, no code generation: checks the capture quickly)
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
 
 
 @dataclass
@@ -156,7 +162,7 @@ class ProbeConfig:
     test: int = 500  #: at most this many test stimuli (0 = all)
     pool: int = 2  #: each glimpse's layer output is average-pooled to pool x pool
     aggregate: str = "concat"  #: "concat" or "mean" over the stimulus's glimpse grid
-    batch: int = 64
+    batch: int = 16  #: stimuli per forward chunk (memory grows with batch x gaze-grid size)
     every_ms: float = 0.0  #: also probe the layers every this many simulated ms (a decoding curve; 0 = off)
     #: "ridge" (penalty by leave-one-out) or "linear" (SoftHebb's released readout: softmax, dropout, Adam)
     classifier: str = "ridge"
@@ -430,6 +436,7 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.run.events, "run.events")
     _positive(cfg.run.check_every, "run.check_every")
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
+    _choice(cfg.run.compile, COMPILE_MODES, "run.compile")
     for i, (rule, _) in enumerate([(cfg.rule, None), *cfg.layer_rules]):
         key = "rule" if i == 0 else f"rule.layers[{i - 1}]"
         _positive(rule.lr, f"{key}.lr", allow_zero=True)

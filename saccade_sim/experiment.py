@@ -24,6 +24,7 @@ from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError
 from .eye import Eye
+from .hostsync import deliberate
 from .monitors import build_monitors, save_recordings
 from .progress import bar as progress_bar
 from .registry import MODALITIES, POLICIES, RULES
@@ -125,6 +126,8 @@ class Experiment:
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
             self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler, settings.update_every))
+        if cfg.run.compile != "none":
+            self._compile(cfg.run.compile)
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
@@ -140,6 +143,22 @@ class Experiment:
         self.decoding_wall_s = 0.0  #: seconds spent in the in-run probes (``probe.every_ms``)
         #: called as ``log(kind, entry)`` with each history entry, in-run probe and the final results
         self.loggers: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def _compile(self, mode: str) -> None:
+        """Compile every agent's per-event step (``run.compile``). The agents share one code object, so each
+        compiled frame holds a graph per layer: the recompile limit is raised to fit them."""
+        if self.world.size > 1:
+            raise ConfigError("run.compile: not supported in a distributed run (the weight sync's collectives "
+                              "would be traced); set run.compile = \"none\"")
+        if any(agent.scheduler is not None for agent in self.agents):
+            raise ConfigError("run.compile: not supported with a learning-rate schedule (the optimiser's rate, a "
+                              "Python number, changes every event and would recompile the step); set run.compile "
+                              "= \"none\"")
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 8 * len(self.agents))
+        for agent in self.agents:
+            agent.compile(mode)
 
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
@@ -205,9 +224,10 @@ class Experiment:
     # -- simulation ----------------------------------------------------------------------------
     def _check(self, glimpse) -> None:
         entry: dict[str, Any] = {"event": glimpse.index + 1, "time_ms": glimpse.time}
-        for agent in self.agents:
-            for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
-                entry[f"{agent.name}/{k}"] = v
+        with deliberate("divergence check every run.check_every events"):
+            for agent in self.agents:
+                for k, v in agent.check(glimpse.time, self.config.run.max_weight_norm).items():
+                    entry[f"{agent.name}/{k}"] = v
         self.history.append(entry)
         self._log("history", entry)
 
@@ -255,10 +275,11 @@ class Experiment:
 
     def verify(self) -> None:
         """Raise DivergenceError if any layer's weights are non-finite or exploded (no state changes)."""
-        for agent in self.agents:
-            why = agent.diverged(self.config.run.max_weight_norm)
-            if why:
-                raise agent.divergence_error(why, self.eye.time)
+        with deliberate("divergence check at the end of simulate"):
+            for agent in self.agents:
+                why = agent.diverged(self.config.run.max_weight_norm)
+                if why:
+                    raise agent.divergence_error(why, self.eye.time)
 
     # -- evaluation ----------------------------------------------------------------------------
     def _probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
@@ -266,9 +287,12 @@ class Experiment:
         return torch.from_numpy(np.sort(perm[:limit] if limit else perm))
 
     def features(self, layers: list[Layer], store: torch.Tensor, idx: torch.Tensor,
-                 tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
+                 with_input: bool = True, tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
+        """The probe's float32 features [input (``with_input``), layer 1, ...] of stimuli ``idx`` of ``store``
+        (``tick()`` after each batch)."""
         p = self.config.probe
-        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, tick)
+        return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, torch.float32,
+                             with_input, tick)
 
     def probe_scores(self, layers: list[Layer], with_input: bool = True,
                      tick: Callable[[], Any] = lambda: None) -> list[float]:
@@ -278,22 +302,32 @@ class Experiment:
         tr = self._probe_indices(len(self.train_labels), p.train, "train")
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
-        f_tr = self.features(layers, self.train_store, tr, tick)
-        f_te = self.features(layers, self.test_store, te, tick)
-        first = 0 if with_input else 1
-        scores = []
-        for a, b in zip(f_tr[first:], f_te[first:]):
-            if p.classifier == "linear":
-                seed = stream_seed(self.config.seed, "probe", "linear")
-                scores.append(linear_probe(a, y_tr, b, y_te, p.epochs, seed, device=self.device)["accuracy"])
-            else:
-                scores.append(ridge_probe(a, y_tr, b, y_te, solver=p.solver)["accuracy"])
-            tick()
+
+        def fit(f_tr: list, f_te: list) -> list[float]:
+            """Each feature set in turn, dropped once fitted."""
+            scores = []
+            for i in range(len(f_tr)):
+                if p.classifier == "linear":
+                    seed = stream_seed(self.config.seed, "probe", "linear")
+                    scores.append(linear_probe(f_tr[i], y_tr, f_te[i], y_te, p.epochs, seed, device=self.device)["accuracy"])
+                else:
+                    scores.append(ridge_probe(f_tr[i], y_tr, f_te[i], y_te, solver=p.solver)["accuracy"])
+                f_tr[i] = f_te[i] = None
+                tick()
+            return scores
+
+        # the layers first; the raw glimpses (as many features as the largest layer, and no forward pass) after
+        scores = fit(self.features(layers, self.train_store, tr, False, tick),
+                     self.features(layers, self.test_store, te, False, tick))
+        if with_input:
+            scores.insert(0, fit(self.features([], self.train_store, tr, True, tick),
+                                 self.features([], self.test_store, te, True, tick))[0])
         return scores
 
     def _probe_during_run(self, glimpse) -> None:
         start = time.perf_counter()
-        scores = self.probe_scores(self.layers, with_input=False)
+        with deliberate("probe every probe.every_ms"):
+            scores = self.probe_scores(self.layers, with_input=False)
         self.decoding.append({"event": glimpse.index + 1, "time_ms": glimpse.time,
                               **{a.name: acc for a, acc in zip(self.agents, scores)}})
         self.decoding_wall_s += time.perf_counter() - start
@@ -306,7 +340,8 @@ class Experiment:
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         names = [a.name for a in self.agents]
         batches = -(-len(tr) // p.batch) - (-len(te) // p.batch)
-        with progress_bar(2 * batches + 2 * len(names) + 1, "probe", progress, unit="step") as bar:
+        # feature batches: trained layers, raw input, random layers; then one fit per feature set
+        with progress_bar(3 * batches + 2 * len(names) + 1, "probe", progress, unit="step") as bar:
             trained = self.probe_scores(self.layers, tick=bar.update)
             random = self.probe_scores(self.initial_layers, with_input=False, tick=bar.update)
         return {"layers": dict(zip(names, trained[1:])),

@@ -5,18 +5,27 @@ The B eyes are split into ``eye.shards`` logical shards of B / S eyes. Shard s o
 stimulus stream, so what shard s sees does not depend on which process runs it: a distributed run gives
 each rank a contiguous range of shards (:mod:`saccade_sim.distributed`).
 
+The draws (stimuli, jumps, gazes, modulators) are made on the CPU, from CPU generators, so that CPU and GPU
+runs draw the same; they are made ahead, a block of ``block_events`` events at a time, and reach the device
+as one copy per block (from pinned memory, asynchronously), so that an event costs no host-to-device copy:
+it only selects its row of the block and cuts its glimpses from the stimulus store on the device. Inside a
+block the draws are made event after event by the same code as one event at a time, so the stream does not
+depend on the block length, and :meth:`Eye.state_dict` (replaying the draws of the current block up to the
+current event) is the state one event at a time would have had.
+
 Pure state + tensor logic; the SimPy process in :mod:`saccade_sim.simulation` only calls
 :meth:`Eye.next_glimpse` once per fixation.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
 from .config import EyeConfig
 from .errors import ConfigError
 from .events import Glimpse
+from .hostsync import deliberate
 from .modalities.base import Modality
 from .policies import SaccadePolicy
 from .seeding import generator
@@ -53,13 +62,40 @@ class StimulusStream:
         self.generator.set_state(state["generator"])
 
 
+#: draws of one block at most: ``block_events`` = min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // batch), at least 1
+BLOCK_DRAWS = 2 ** 16
+MAX_BLOCK_EVENTS = 256
+
+
+class Block(NamedTuple):
+    """The draws of events ``start`` .. ``start + len - 1`` on the device: ``stimulus`` and ``label`` [N, B],
+    ``gaze`` [N, B, D], ``modulator`` [N, B], ``view`` [N, B, V] and ``draws`` [N, B, R] (None when empty)."""
+
+    start: int
+    stimulus: torch.Tensor
+    gaze: torch.Tensor
+    modulator: torch.Tensor
+    label: torch.Tensor
+    view: torch.Tensor | None
+    draws: torch.Tensor | None
+
+
+class State(NamedTuple):
+    """The eyes' state on the CPU after an event: ``stimulus`` [B], presentation ``view`` [B, V], ``draws`` [B, R]."""
+
+    stimulus: torch.Tensor
+    view: torch.Tensor
+    draws: torch.Tensor
+
+
 class Eye:
     """Each fixation: a policy picks the gaze (the same fixation count for every eye), eyes that jump
     (probability ``jump_prob``) or whose dwell is over take the next stimuli of their shard's stream, and
     the modulator says, per eye, whether the stimulus stayed the same (+1) or changed (-1; 0 at the first).
 
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
-    ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard.
+    ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard. ``block_events`` (0: about 2^16 draws
+    per block) sets how many events are drawn and copied to the device at once; it does not change the draws.
 
     A *presentation* begins where an eye takes a stimulus (a new dwell or a jump). Then its view (the
     modality's :meth:`Modality.sample_view`: a random crop, a flip) and its ``draws`` uniform numbers (for
@@ -67,7 +103,8 @@ class Eye:
     """
 
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
-                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0) -> None:
+                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0,
+                 block_events: int = 0) -> None:
         if len(store) < cfg.shards:
             raise ConfigError(f"eye.shards: {cfg.shards} shards need at least as many training stimuli, "
                               f"got {len(store)}")
@@ -85,9 +122,13 @@ class Eye:
         self.time = 0.0  # simulated time (ms) of the last fixation
         everything = torch.arange(len(store))
         self.streams = [StimulusStream(everything[s::cfg.shards], generator(seed, "eye", s)) for s in self.shard_ids]
-        self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the streams are CPU-side
-        self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)  #: each eye's presentation view
-        self.draws = torch.zeros(self.batch, draws)  #: each eye's presentation draws
+        # CPU, as of the last event drawn: each eye's stimulus, presentation view and presentation draws
+        self.stimulus = torch.zeros(self.batch, dtype=torch.long)
+        self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)
+        self.draws = torch.zeros(self.batch, draws)
+        self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
+        self._block: Block | None = None
+        self._block_start: tuple[list[dict], State] | None = None  # streams and eye state before the block
 
     def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor, view: torch.Tensor,
                     draws: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -106,34 +147,81 @@ class Eye:
             draws = torch.where(fresh[:, None], torch.rand(n, draws.shape[1], generator=gen), draws)
         return new, self.policy.sample(step, n, self.modality.space, gen), view, draws
 
+    def _draw(self, streams: list[StimulusStream], old: State, event: int) -> tuple[torch.Tensor, State]:
+        """The draws of one event on the CPU from the streams and the eye state ``old`` of the event before:
+        [B, 2 + D + V] long = stimulus, gaze (D), modulator (+1 stayed, -1 changed, 0 at the first event), view (V),
+        and the new state (stimulus, view, draws)."""
+        step = event % self.dwell
+        chunks = [t.split(self.per_shard) for t in old]
+        parts = [self._shard_step(s, step, *c) for s, *c in zip(streams, *chunks)]
+        new, gaze, view, draws = (torch.cat(t) for t in zip(*parts))
+        modulator = torch.zeros_like(new) if event == 0 else (new == old.stimulus).long() * 2 - 1
+        return torch.cat([new[:, None], gaze, modulator[:, None], view], 1), State(new, view, draws)
+
+    def _state(self) -> State:
+        return State(self.stimulus, self.view, self.draws)
+
+    def _next_block(self) -> Block:
+        """Draw the next ``block_events`` events on the CPU and move them to the device in one copy (the draws,
+        floats, in a second one where the rules need them)."""
+        self._block_start = ([s.state_dict() for s in self.streams], self._state())
+        rows, draws = [], []
+        for event in range(self.event, self.event + self.block_events):
+            row, state = self._draw(self.streams, self._state(), event)
+            self.stimulus, self.view, self.draws = state
+            rows.append(row)
+            draws.append(state.draws)
+        packed, packed_draws = torch.stack(rows), torch.stack(draws) if self.draws.shape[1] else None
+        with deliberate("eye: one asynchronous copy per block of draws"):
+            if self.device.type == "cuda":
+                packed = packed.pin_memory()
+                packed_draws = None if packed_draws is None else packed_draws.pin_memory()
+            packed = packed.to(self.device, non_blocking=True)
+            packed_draws = None if packed_draws is None else packed_draws.to(self.device, non_blocking=True)
+        d, v = self.modality.space.grid.shape[1], self.view.shape[1]
+        stimulus = packed[..., 0].contiguous()
+        return Block(self.event, stimulus, packed[..., 1:1 + d].contiguous(), packed[..., 1 + d].float(),
+                     self.labels[stimulus], packed[..., 2 + d:].contiguous() if v else None, packed_draws)
+
     def next_glimpse(self, time: float) -> Glimpse:
-        step = self.event % self.dwell
-        old = self.stimulus
-        chunks = [t.split(self.per_shard) for t in (old, self.view, self.draws)]
-        parts = [self._shard_step(s, step, *c) for s, *c in zip(self.streams, *chunks)]
-        self.stimulus, gaze, self.view, self.draws = (torch.cat(t) for t in zip(*parts))
-        if self.event == 0:
-            modulator = torch.zeros(self.batch)
+        """The next event's glimpses [B, ...], cut on the device from this event's row of the block of draws."""
+        block = self._block
+        if block is None or self.event - block.start == len(block.stimulus):
+            block = self._block = self._next_block()
+        i = self.event - block.start
+        idx, gaze = block.stimulus[i], block.gaze[i]
+        if block.view is None:
+            data = self.modality.cut(self.store, idx, gaze)
         else:
-            modulator = (self.stimulus == old).float() * 2 - 1
-        idx = self.stimulus.to(self.device, non_blocking=True)
-        gaze_d = gaze.to(self.device, non_blocking=True)
-        view = self.view.to(self.device, non_blocking=True) if self.view.shape[1] else None
-        data = self.modality.cut(self.store, idx, gaze_d) if view is None else self.modality.cut(self.store, idx, gaze_d, view)
-        glimpse = Glimpse(
-            index=self.event, time=time, data=data, gaze=gaze_d, stimulus=idx, label=self.labels[idx],
-            modulator=modulator.to(self.device, non_blocking=True),
-            draws=self.draws.to(self.device, non_blocking=True) if self.draws.shape[1] else None,
-        )
+            data = self.modality.cut(self.store, idx, gaze, block.view[i])
+        glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=block.label[i],
+                          modulator=block.modulator[i], draws=None if block.draws is None else block.draws[i])
         self.event += 1
         self.time = time
         return glimpse
 
+    def _current(self) -> tuple[list[dict], State]:
+        """The streams' states and the eye state as of the last event emitted: the block's draws replayed from its
+        start up to that event on copies of the streams (the live streams have drawn the whole block)."""
+        if self._block is None or self.event - self._block.start == len(self._block.stimulus):
+            return [s.state_dict() for s in self.streams], self._state()
+        states, state = self._block_start
+        copies = []
+        for saved, stream in zip(states, self.streams):
+            copy = StimulusStream(stream.items, torch.Generator())
+            copy.load_state_dict(saved)
+            copies.append(copy)
+        for event in range(self._block.start, self.event):
+            state = self._draw(copies, state, event)[1]
+        return [c.state_dict() for c in copies], state
+
     def state_dict(self) -> dict:
-        """Clock and, per logical shard id, its eyes' stimuli and its stream (so shards can move between ranks)."""
-        parts = zip(self.shard_ids, self.streams, *(t.split(self.per_shard) for t in (self.stimulus, self.view, self.draws)))
+        """Clock and, per logical shard id, its eyes' stimuli, views and draws and its stream (so shards can move
+        between ranks)."""
+        streams, state = self._current()
+        parts = zip(self.shard_ids, streams, *(t.split(self.per_shard) for t in state))
         return {"event": self.event, "time": self.time,
-                "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream.state_dict()}
+                "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream}
                            for s, stream, st, v, d in parts}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -148,3 +236,5 @@ class Eye:
             stream.load_state_dict(state["shards"][s])
         for name in ("stimulus", "view", "draws"):
             setattr(self, name, torch.cat([state["shards"][s][name] for s in self.shard_ids]).clone())
+        self._block = self._block_start = None  # the next event draws a new block from here
+

@@ -122,18 +122,11 @@ class Monitor:
         self.next_ms = float(state["next_ms"])
 
 
-def _select(read: Reader, eyes: Sequence[int]) -> Reader:
+def _select(read: Reader, eyes: Sequence[int], device: torch.device | str) -> Reader:
     if not eyes:
         return read
-    index: dict[str, torch.Tensor] = {}
-
-    def selected(g: Glimpse) -> torch.Tensor:
-        x = read(g)
-        if "i" not in index:
-            index["i"] = torch.tensor(list(eyes), device=x.device)
-        return x.index_select(0, index["i"])
-
-    return selected
+    index = torch.tensor(list(eyes), device=device)  # made once, here: no host-to-device copy during the run
+    return lambda g: read(g).index_select(0, index)
 
 
 def _layer_reader(quantity: str, agent: Any, where: str) -> Reader:
@@ -176,7 +169,7 @@ def build_monitors(specs: Sequence[MonitorSpec], agents: Sequence[Any],
         else:
             raise ConfigError(f"{where}.target: unknown value {spec.target!r}; valid choices: eye, {', '.join(names)}")
         if spec.eyes and spec.quantity not in ("weights", "loss"):
-            read = _select(read, spec.eyes)
+            read = _select(read, spec.eyes, device)
         name = spec.name or f"{spec.target}_{spec.quantity}"
         if name in [m.name for m in monitors]:
             raise ConfigError(f"{where}.name: {name!r} is used by another monitor; give each a distinct name")

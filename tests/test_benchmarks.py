@@ -1,10 +1,15 @@
-"""The CLAPP learning-curve and Hebbian reproduction benchmarks run from one command, and runs of separate seeds
-merge into one table."""
+"""The benchmark scripts run from one command: the CLAPP learning curve and the Hebbian reproduction (runs of
+separate seeds merge into one table), and the comparisons, which exit when their two sides drift apart."""
+import argparse
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 from conftest import data_path
 
@@ -66,3 +71,115 @@ def test_hebbian_reproduction_tables_from_per_seed_runs_and_curve(tmp_path):
     curve = out[out.index("curve: configs/sphere.toml"):].splitlines()
     rows = [line for line in curve[3:] if line.startswith("|")]
     assert [line.split("|")[1].strip() for line in rows] == ["2", "4"]
+
+
+def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / name), *(["--threads", "1"] if threads else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=600)
+
+
+def _module(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _row(stdout: str, first: str) -> list[str]:
+    return next(line.split() for line in stdout.splitlines() if line.split()[:1] == [first])
+
+
+def test_engine_overhead_runs_its_comparison_and_both_sides_end_identical(tmp_path):
+    out = _script("engine_overhead.py", "--data", str(data_path("mnist5k.npz")), "--batches", "3", "--glimpses", "15",
+                  "--min-events", "5", "--repeats", "2", "--json", str(tmp_path / "e.json"))
+    assert out.returncode == 0, out.stderr
+    row = json.loads((tmp_path / "e.json").read_text())["rows"][0]
+    assert row["max |dW|"] == 0 and row["events"] == 5 and _row(out.stdout, "3")[-1] == "0"
+
+
+def test_engine_overhead_exits_when_the_hand_loop_drifts():
+    bench = _module("engine_overhead")
+    args = argparse.Namespace(data=data_path("mnist5k.npz"), preset="small", rule="oja", glimpses=6, min_events=3,
+                              repeats=1)
+
+    def drifting(exp, events):  # the hand loop without the layers' adaptation (what the old loop skipped)
+        for agent in exp.agents:
+            agent.layer.adapt = lambda pooled: None
+        bench.hand_loop(exp, events)
+
+    with pytest.raises(SystemExit, match=r"comparison drifted: batch 2: .* differ by max \|dW\| = "):
+        bench.measure(args, 2, loop=drifting)
+
+
+def test_local_vs_backprop_runs_its_comparison_with_identical_forward_passes(tmp_path):
+    out = _script("local_vs_backprop.py", "--data", str(data_path("mnist5k.npz")), "--presets", "small", "--batch", "4",
+                  "--steps", "2", "--repeats", "1", "--json", str(tmp_path / "l.json"))
+    assert out.returncode == 0, out.stderr
+    assert "identical forward passes and both sides learning (checked)" in out.stdout
+    assert json.loads((tmp_path / "l.json").read_text())["rows"][0]["local/backprop"] > 0
+
+
+def test_local_vs_backprop_exits_when_the_forward_passes_differ_or_a_side_does_not_learn():
+    bench = _module("local_vs_backprop")
+    args = argparse.Namespace(data=data_path("mnist5k.npz"), batch=4, rule="oja", optimizer="sgd", set=[], steps=2,
+                              repeats=1)
+
+    class Uncentred(bench.Backprop):  # the `small` preset's first layer transmits centred outputs
+        def encode(self, x):
+            for layer in self.layers:
+                x = layer.pool(layer(x)[1])
+            return x
+
+    with pytest.raises(SystemExit, match="forward passes of small differ by"):
+        bench.measure(args, "small", backprop=Uncentred)
+    with pytest.raises(SystemExit, match="the backprop step of small changed no weight"):
+        bench.measure(args, "small", backprop=lambda exp, opt, lr: bench.Backprop(exp, opt, 0.0))
+
+
+def test_the_gpu_benchmark_runs_its_cpu_path_and_counts_flops_and_syncs(tmp_path):
+    out = _script("gpu.py", "--device", "cpu", "--data", str(data_path("mnist5k.npz")), "--presets", "small",
+                  "--rules", "oja", "--batches", "2", "4", "--events", "2", "--repeats", "1", "--warmup", "2",
+                  "--check-every", "4", "--ratio-batch", "2", "--ratio-steps", "2", "--matmul", "128",
+                  "--json", str(tmp_path / "g.json"))
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "g.json").read_text())
+    assert [row["batch"] for row in r["rows"]] == [2, 4] and r["matmul_flops"] > 0
+    # small = conv 1->32 at 16x16 and 32->64 at 8x8 (3x3): forward + weight gradient, 2 FLOPs per multiply-add
+    per_glimpse = 2 * 2 * 9 * (1 * 32 * 16 * 16 + 32 * 64 * 8 * 8)
+    assert [row["GFLOP/event"] * 1e9 for row in r["rows"]] == pytest.approx([2 * per_glimpse, 4 * per_glimpse], rel=0.01)
+    assert all(0 < row["of mm"] < 1 and row["glimpses/s"] > 0 for row in r["rows"])
+    assert r["syncs"] == [{"preset": "small", "rule": "oja", "syncs/event": 2 / 4, "copies/event": 1 / 4,
+                           "unexpected/event": 0.0, "where": []}]  # one read per layer and check, one block copy
+    assert r["ratios"][0]["local/backprop"] > 0 and "not measured" not in out.stdout
+
+
+def test_the_memory_benchmark_traces_every_phase_of_the_job(tmp_path):
+    sets = [f"data.source={data_path('mnist5k.npz')}", "data.train_limit=100", "data.test_limit=40", "probe.train=40",
+            "probe.test=20"]
+    out = _script("memory.py", "--events", "3", *(a for s in sets for a in ("--set", s)), "--json", str(tmp_path / "m.json"))
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "m.json").read_text())
+    peaks = {row["phase"]: row["peak MB"] for row in r["rows"]}
+    assert set(peaks) == {f"{path.rsplit('.', 1)[-1]}.{attr}" for path, attr in _module("memory").PHASES}
+    assert peaks["Experiment.probe"] >= max(peaks["experiment.grid_features"], peaks["experiment.ridge_probe"])
+    assert r["peak_mb"] >= max(peaks.values()) >= r["imported_mb"] > 0 and set(r["probe"]["layers"]) == {"layer1", "layer2"}
+
+
+def test_distributed_scaling_exits_when_two_ranks_at_k1_do_not_learn_what_one_rank_learns():
+    bench = _module("distributed_scaling")
+    w = torch.randn(4, 3)
+    bench.WEIGHTS.update({(1, 1): [w], (2, 1): [w * (1 + 1e-6)]})
+    bench.same_as_one_rank(2)  # float reduction order: accepted
+    bench.WEIGHTS[(2, 1)] = [w + 1e-2]
+    with pytest.raises(SystemExit, match="layer 1: 2 ranks at K = 1 end 0.01 away from 1 rank"):
+        bench.same_as_one_rank(2)
+
+
+@pytest.mark.slow
+def test_distributed_scaling_runs_its_launches_and_checks_them(tmp_path):
+    out = _script("distributed_scaling.py", "--data", str(data_path("mnist5k.npz")), "--events", "6", "--repeats", "1",
+                  "--ks", "1", "4", "--json", str(tmp_path / "d.json"), threads=False)
+    assert out.returncode == 0, out.stderr
+    assert [(r["ranks"], r["K"]) for r in json.loads((tmp_path / "d.json").read_text())["rows"]] == [(1, 1), (2, 1), (2, 4)]

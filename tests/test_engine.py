@@ -115,3 +115,32 @@ def test_layer_agents_see_glimpses_after_their_conduction_delay():
     assert times[0] == [200.0, 400.0, 600.0]
     assert times[1] == [205.0, 405.0, 605.0]
     assert times[2] == [212.0, 412.0, 612.0]
+
+
+@pytest.mark.parametrize("policy", [RasterPolicy(), RandomPolicy(RandomOptions(free=True))])
+def test_eye_draws_do_not_depend_on_the_block_length_and_its_state_is_that_of_the_last_event(policy):
+    """Draws made a block at a time (one copy per block) equal draws made event by event, and a state taken
+    inside a block (replayed to the last emitted event) resumes the same stream."""
+    def eye(block):
+        store = torch.randn(30, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        mod = ImageModality(ImageOptions(patch=4, stride=2), (1, 8, 8))
+        return Eye(mod, store, torch.arange(30) % 3, policy, EyeConfig(batch=6, jump_prob=0.3, shards=2), seed=0,
+                   block_events=block)
+
+    one, seven = eye(1), eye(7)
+    assert seven.block_events == 7 and eye(0).block_events == 256  # default: min(256, 2^16 // batch)
+    fields = ("data", "gaze", "stimulus", "label", "modulator")
+    for t in range(40):
+        a, b = one.next_glimpse(float(t)), seven.next_glimpse(float(t))
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in fields)
+        if t in (9, 13):  # inside a block of 7 (events 7-13), and at its end
+            sa, sb = one.state_dict(), seven.state_dict()
+            assert sa["event"] == sb["event"] == t + 1
+            for s in sa["shards"]:
+                assert all(torch.equal(torch.as_tensor(sa["shards"][s][k]), torch.as_tensor(sb["shards"][s][k]))
+                           for k in sa["shards"][s])
+    resumed = eye(5)
+    resumed.load_state_dict(seven.state_dict())
+    for t in range(40, 52):
+        a, b = seven.next_glimpse(float(t)), resumed.next_glimpse(float(t))
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in fields)

@@ -56,3 +56,37 @@ def test_penalty_choice_holds_with_many_more_features_than_items():
     chosen = ridge_probe(x, y, xt, yt)["accuracy"]
     best = max(ridge_probe(x, y, xt, yt, lambdas=lam.view(1))["accuracy"] for lam in LAMBDAS)
     assert chosen > 0.25 and chosen >= best - 0.02
+
+
+def test_float32_features_hold_the_float64_values_and_the_probe_leaves_its_inputs_alone():
+    """The experiment keeps probe features in float32 (half the memory): the layers compute in float32, so
+    the values are those of float64 features, and the ridge fit (float64 inside) gives the same result."""
+    from conftest import data_path
+    from saccade_sim.analysis.probe import grid_features
+    from saccade_sim.experiment import Experiment
+
+    exp = Experiment({"data": {"source": str(data_path("mnist5k.npz")), "train_limit": 60, "test_limit": 30},
+                      "network": {"preset": "small"}, "run": {"progress": False}, "probe": {"enabled": False}})
+    idx = torch.arange(50)
+    f64 = grid_features(exp.layers, exp.modality, exp.train_store, idx, batch=16)
+    f32 = grid_features(exp.layers, exp.modality, exp.train_store, idx, batch=7, dtype=torch.float32)
+    assert [f.dtype for f in f32] == [torch.float32] * 3 and all(torch.equal(a.double(), b) for a, b in zip(f32, f64))
+    y = exp.train_labels[idx].cpu()
+    kept = f32[1].clone()
+    assert ridge_probe(f32[1][:30], y[:30], f32[1][30:], y[30:]) == ridge_probe(f64[1][:30], y[:30], f64[1][30:], y[30:])
+    assert torch.equal(f32[1], kept)
+
+
+def test_gram_matrices_summed_over_feature_blocks_equal_the_standardised_products():
+    """K = Z Z^T and K_test = Z_test Z^T with training statistics, whatever the block of feature columns."""
+    from saccade_sim.analysis.probe import standardized_grams
+
+    g = torch.Generator().manual_seed(2)
+    x, xt = torch.randn(30, 11, generator=g) * 3 + 1, torch.randn(8, 11, generator=g)
+    mean, std = x.double().mean(0), x.double().std(0)
+    z, zt = (x.double() - mean) / std, (xt.double() - mean) / std
+    for block in (1, 4, 11, 64):
+        k, kt = standardized_grams(x, xt, block)
+        assert k.dtype == kt.dtype == torch.float64
+        torch.testing.assert_close(k, z @ z.T, rtol=1e-12, atol=1e-10)
+        torch.testing.assert_close(kt, zt @ z.T, rtol=1e-12, atol=1e-10)

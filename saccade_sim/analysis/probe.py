@@ -25,26 +25,34 @@ LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative
 @torch.no_grad()
 def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
                   pool: int = 2, aggregate: str = "concat", batch: int = 64,
+                  dtype: torch.dtype = torch.float64, with_input: bool = True,
                   tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
-    """[input, layer 1, ...] features of stimuli ``idx``, each float64 [N, F] on the CPU (``tick()`` after
-    each batch of ``batch`` stimuli)."""
+    """[input, layer 1, ...] features of stimuli ``idx`` (without the input unless ``with_input``), each [N, F] of
+    ``dtype`` on the CPU (the layers compute in float32, so float32 features hold the same values in half the
+    memory). Each chunk of ``batch`` stimuli is written into the preallocated outputs as soon as it is computed,
+    then ``tick()`` is called."""
     g = modality.space.grid.shape[0]
-    out: list[list[torch.Tensor]] = [[] for _ in range(len(layers) + 1)]
-    for chunk in idx.split(batch):
+    skip = 0 if with_input else 1
+    out: list[torch.Tensor] = []
+    for start in range(0, len(idx), batch):
+        chunk = idx[start:start + batch]
         n = len(chunk)
         x = modality.grid_glimpses(store, chunk)
         reps = [x]
         for layer in layers:
             x = layer.transmit(layer(x)[1], x)
             reps.append(x)
-        for i, r in enumerate(reps):
+        for i, r in enumerate(reps[skip:], skip):
             if i > 0 and r.dim() == 4:
                 r = F.adaptive_avg_pool2d(r, (min(pool, r.shape[-2]), min(pool, r.shape[-1])))
             r = r.reshape(n, g, -1)
             r = r.mean(1) if aggregate == "mean" else r.reshape(n, -1)
-            out[i].append(r.double().cpu())
+            if len(out) <= i - skip:
+                out.append(torch.empty(len(idx), r.shape[1], dtype=dtype))
+            out[i - skip][start:start + n] = r
+        del reps, x
         tick()
-    return [torch.cat(o) for o in out]
+    return out
 
 
 def _eigh_one_thread(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,31 +65,54 @@ def _eigh_one_thread(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         torch.set_num_threads(threads)
 
 
+#: feature columns standardised (in float64) at a time when the Gram matrices are accumulated
+GRAM_BLOCK = 2048
+
+
+def standardized_grams(x_train: torch.Tensor, x_test: torch.Tensor, block: int = GRAM_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """K = Z Z^T [n, n] and K_test = Z_test Z^T [m, n] in float64, with Z = (x - mean) / std per feature (training
+    statistics), summed over blocks of ``block`` feature columns: the features stay in their dtype and only one
+    float64 block of each split exists at a time."""
+    k = x_train.new_zeros(len(x_train), len(x_train), dtype=torch.float64)
+    k_test = x_train.new_zeros(len(x_test), len(x_train), dtype=torch.float64)
+    for start in range(0, x_train.shape[1], block):
+        z = x_train[:, start:start + block].to(torch.float64, copy=True)
+        z_test = x_test[:, start:start + block].to(torch.float64, copy=True)
+        mean, std = z.mean(0), z.std(0).clamp_min(1e-8)
+        z.sub_(mean).div_(std)
+        z_test.sub_(mean).div_(std)
+        k.addmm_(z, z.T)
+        k_test.addmm_(z_test, z.T)
+    return k, k_test
+
+
 def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                 lambdas: torch.Tensor = LAMBDAS, solver: str = "kernel") -> dict[str, float]:
     """Test accuracy of a ridge classifier (one eigendecomposition: of the Gram matrix K = X X^T, or with
     ``solver = "auto"`` and fewer features than items, of X^T X: the same classifier, cheaper).
 
-    Features are standardised with training statistics; targets are centred one-hot codes. The penalty
-    (relative to the mean eigenvalue of K) is chosen by exact leave-one-out accuracy on the training split:
-    with hat matrix H = K (K + l I)^-1, the left-out score of item i is y_i - (y_i - f_i) / (1 - H_ii).
+    Features are standardised with training statistics (:func:`standardized_grams` for K); targets are centred
+    one-hot codes. The penalty (relative to the mean eigenvalue) is chosen by exact leave-one-out accuracy on
+    the training split: with hat matrix H = K (K + l I)^-1, the left-out score of item i is
+    y_i - (y_i - f_i) / (1 - H_ii).
     """
-    x_train, x_test = x_train.double(), x_test.double()
-    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     y1 = F.one_hot(y_train, n_classes).double()
     y_mean = y1.mean(0)
     yc = y1 - y_mean
     primal = solver == "auto" and x_train.shape[1] < x_train.shape[0]
     if primal:  # X^T X = U diag(ev) U^T; Z = X U holds K's eigenvectors scaled by sqrt(ev)
+        x_train, x_test = x_train.double(), x_test.double()
+        mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
         ev, u = _eigh_one_thread(x_train.T @ x_train)
         ev = ev.clamp_min(0)
         z = x_train @ u
         zty = z.T @ yc
         scale = ev.sum() / len(x_train)
     else:
-        ev, v = _eigh_one_thread(x_train @ x_train.T)
+        gram, gram_test = standardized_grams(x_train, x_test)
+        ev, v = _eigh_one_thread(gram)
         ev = ev.clamp_min(0)
         vty = v.T @ yc
         scale = ev.mean()
@@ -104,7 +135,7 @@ def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     if primal:
         scores = x_test @ (u @ (zty / (ev + lambdas[best] * scale)[:, None]))
     else:
-        scores = (x_test @ x_train.T) @ (v @ (vty / (ev + lambdas[best] * scale)[:, None]))
+        scores = gram_test @ (v @ (vty / (ev + lambdas[best] * scale)[:, None]))
     pred = (scores + y_mean).argmax(1)
     return {"accuracy": float((pred == y_test).double().mean()), "lambda": float(lambdas[best]),
             "loo_accuracy": float(loo_acc[best])}
