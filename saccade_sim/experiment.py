@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -19,10 +20,10 @@ import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer
 from agents.layers import PRESETS, Layer, build_layers, calibrate
 
-from . import datasets, distributed, io
+from . import datasets, distributed, io, runfolder
 from .analysis.probe import grid_features, ridge_probe
 from .config import Config, resolve
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .eye import Eye
 from .monitors import build_monitors, save_recordings
 from .registry import MODALITIES, POLICIES, RULES
@@ -71,13 +72,22 @@ class Experiment:
 
     def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
         cfg = config if isinstance(config, Config) else resolve(config or {})
-        self.config = cfg
         self.world = distributed.world()
+        if cfg.eye.shards == "auto":  # one logical shard per rank, fixed from here on (checkpoints record it)
+            if cfg.eye.batch % self.world.size:
+                raise ConfigError(f"eye.batch: {cfg.eye.batch} eyes cannot be split evenly over {self.world.size} "
+                                  f"ranks; set eye.batch to a multiple of {self.world.size}")
+            cfg = dataclasses.replace(cfg, eye=dataclasses.replace(cfg.eye, shards=self.world.size))
+        self.config = cfg
         self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
         self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
         train = modality_cls.prepare(self.split.train, cfg.glimpse)
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
+        if train.shape[1:] != test.shape[1:]:
+            raise DataError(f"data.source {cfg.data.source}: test stimuli have shape {tuple(test.shape[1:])} but "
+                            f"training stimuli {tuple(train.shape[1:])} (after data preparation); both parts "
+                            "must have the same stimulus shape")
         if cfg.data.normalize in ("standard", "zca"):
             mean, std = train.mean(), train.std().clamp_min(1e-8)
             train, test = (train - mean) / std, (test - mean) / std
@@ -340,16 +350,17 @@ class Experiment:
         out = Path(out)
         if not self.world.is_main:
             return out
-        out.mkdir(parents=True, exist_ok=True)
-        io.write_json(out / "config.json", self.config.to_dict())
-        io.save_torch(out / "checkpoint.pt", state)
-        keys = sorted({k for h in self.history for k in h})
-        io.save_npz(out / "history.npz",
-                    {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
-        learning_curve(self.history, out / "learning_curve.png")
-        save_recordings(self.monitors, out)
-        if self.decoding:
-            io.write_json(out / "decoding.json", self.decoding)
-        if hasattr(self, "results"):
-            io.write_json(out / "results.json", self.results)
+        runfolder.create(out)
+        with runfolder.lock(out):  # one writer per folder (re-entrant: the CLI already holds it)
+            io.write_json(out / "config.json", self.config.to_dict())
+            io.save_torch(out / "checkpoint.pt", state)
+            keys = sorted({k for h in self.history for k in h})
+            io.save_npz(out / "history.npz",
+                        {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
+            learning_curve(self.history, out / "learning_curve.png")
+            save_recordings(self.monitors, out)
+            if self.decoding:
+                io.write_json(out / "decoding.json", self.decoding)
+            if hasattr(self, "results"):
+                io.write_json(out / "results.json", self.results)
         return out

@@ -27,3 +27,16 @@ def pytest_collection_modifyitems(config, items):
 def _threads():
     torch.set_num_threads(2)
     yield
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_process(args, **popen):
+    """``python -m saccade_sim ARGS`` as a separate process (2 torch threads), stdout/stderr piped as text."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen([sys.executable, "-m", "saccade_sim", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)

@@ -78,7 +78,11 @@ def decoding(out: Path, curve: list[dict[str, Any]], layers: list[str], probe: d
         data.update(final=[probe["layers"][n] for n in layers], input=probe["baselines"]["input"],
                     random=[probe["baselines"]["random"][n] for n in layers], chance=probe["chance"])
     ax.set(xlabel="simulated time (s)", ylabel="test accuracy", title="linear decoding over training")
-    ax.legend(fontsize=7, loc="best")
+    if curve or probe:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no decoding curve (probe.every_ms = 0)\nand no final probe (unfinished run)",
+                ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return save(fig, out, "decoding_curve", {"time_s": t, "layers": np.array(layers), **data})
 

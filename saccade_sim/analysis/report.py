@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import io
+from .. import io, runfolder
 from ..config import resolve
-from ..errors import SaccadeSimError
+from ..errors import ConfigError, DataError, SaccadeSimError
 from . import figures
 from .population import lifetime_sparseness, participation_ratio, population_sparseness
 from .probe import grid_features
@@ -29,11 +29,21 @@ def load_run(run_dir: str | Path):
     for name in ("config.json", "checkpoint.pt"):
         if not (run_dir / name).exists():
             raise SaccadeSimError(f"{run_dir / name}: missing; analyze needs a finished run folder")
-    cfg = resolve(json.loads((run_dir / "config.json").read_text()))
+    try:
+        tree = json.loads((run_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{run_dir / 'config.json'}: not a readable configuration ({exc})") from None
+    if not isinstance(tree, dict):
+        raise DataError(f"{run_dir / 'config.json'}: expected a table of settings, got {type(tree).__name__}")
+    cfg = resolve(tree)
     cfg.run.progress = False
     exp = Experiment(cfg)
     state = io.load_torch(run_dir / "checkpoint.pt")
-    exp.load_state_dict(state)
+    try:
+        exp.load_state_dict(state)
+    except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(f"{run_dir / 'checkpoint.pt'}: does not fit the run's config.json "
+                        f"({type(exc).__name__}: {exc})") from None
     return exp
 
 
@@ -76,7 +86,17 @@ def _fields(layer_index: int, layer, glimpses: torch.Tensor, responses: torch.Te
 def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dict[str, Any]:
     """Write the analysis plots of the run in ``run_dir`` (on ``stimuli`` held-out stimuli; Gabor fits on
     at most ``max_units`` units per layer); returns the summary written to ``analysis.json``."""
+    for key, value in (("stimuli", stimuli), ("max_units", max_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"analyze --{key.replace('_', '-')}: must be an integer >= 1, got {value!r}")
     out = Path(run_dir)
+    if not runfolder.is_folder(out, "analyze"):
+        raise ConfigError(f"{out}: no such run folder")
+    with runfolder.lock(out):  # not while a run (or another analyze) writes the folder
+        return _analyze(out, stimuli, max_units)
+
+
+def _analyze(out: Path, stimuli: int, max_units: int) -> dict[str, Any]:
     exp = load_run(out)
     names = [a.name for a in exp.agents]
     idx = exp._probe_indices(len(exp.test_labels), stimuli, "analysis")
@@ -84,7 +104,9 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
     glimpses, trained, probe_view = _responses(exp, exp.layers, idx)
     _, random, _ = _responses(exp, exp.initial_layers, idx)
     entries: list[tuple[str, str]] = []
-    summary: dict[str, Any] = {"stimuli": len(idx), "layers": {}}
+    complete = (out / runfolder.RESULTS).exists()
+    summary: dict[str, Any] = {"stimuli": len(idx), "events": exp.eye.event, "run_events": exp.config.run.events,
+                               "complete": complete, "layers": {}}
 
     for i, name in enumerate(names):
         f_tr = _fields(i, exp.layers[i], glimpses, trained[i])
@@ -150,6 +172,9 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
     lines = [f"# Analysis of {out.name}", "",
              f"Rule `{exp.config.rule.name}`, data `{exp.config.data.source}`, {len(idx)} held-out stimuli. "
              "Each plot's data is in the `.npz` of the same name; numbers in `analysis.json`.", ""]
+    if not complete:
+        lines[2:2] = [f"**Unfinished run**: these are the weights at event {summary['events']} of "
+                      f"{exp.config.run.events} (no `results.json`); `saccade-sim run --resume` continues it.", ""]
     lines += [f"- [{png}]({png}) ([data]({png[:-4]}.npz)): {caption}" for png, caption in entries]
     records = sorted(p.name for p in out.glob("record_*.npz"))
     if records:

@@ -25,6 +25,8 @@ class ImageOptions:
             raise ConfigError(f"{path}.patch: must be > 0, got {self.patch}")
         if self.stride < 0:
             raise ConfigError(f"{path}.stride: must be >= 0, got {self.stride}")
+        if self.size < 0:
+            raise ConfigError(f"{path}.size: must be >= 0 (0 = keep), got {self.size}")
         if self.color not in ("gray", "rgb", "auto"):
             raise ConfigError(f"{path}.color: unknown value {self.color!r}; valid choices: gray, rgb, auto")
 
