@@ -17,7 +17,7 @@ from . import io
 from .config import Config, apply_override, resolve
 from .errors import ConfigError, DataError, DivergenceError, Interrupted
 from .experiment import CHECKPOINT_FORMAT, Experiment
-from .runfolder import CHECKPOINT, CONFIG, RESULTS, is_folder
+from .runfolder import CHECKPOINT, CONFIG, RESULTS, require_folder
 from .signals import RunSignals, SignalStop, name
 
 
@@ -100,8 +100,7 @@ def load_checkpoint(out: Path, overrides: Sequence[str] = ()) -> tuple[dict[str,
     """Read ``out/checkpoint.pt`` (``weights_only``) and its configuration with ``overrides`` applied;
     ``overrides`` may change only the keys in :data:`RESUMABLE` (e.g. extend ``run.events``)."""
     path = Path(out) / CHECKPOINT
-    if not is_folder(out, "--resume"):
-        raise ConfigError(f"--resume {out}: no such run folder")
+    require_folder(out, "--resume")
     if not path.exists() and (Path(out) / CONFIG).exists():
         raise DataError(f"{path}: no checkpoint here: the run in {out} ended before its first checkpoint (killed, "
                         "or run.checkpoint_every = 0 and never stopped cleanly), so there is nothing to resume; "

@@ -53,8 +53,7 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError("--resume DIR continues the run in DIR with its saved configuration; "
                                   "do not pass CONFIG, --out or --overwrite with it")
             out = Path(args.resume)
-            if not runfolder.is_folder(out, "--resume"):
-                raise ConfigError(f"--resume {out}: no such run folder")
+            runfolder.require_folder(out, "--resume")
             if os.environ.get("RANK", "0") == "0":  # torchrun's rank 0 (or the only process)
                 held.enter_context(runfolder.lock(out))  # one writer per run folder, before reading it
             state, cfg = checkpoint.load_checkpoint(out, overrides)

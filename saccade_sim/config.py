@@ -45,7 +45,8 @@ class DataConfig:
             try:
                 re.compile(getattr(self, key))
             except re.error as exc:
-                raise ConfigError(f"{path}.{key}: not a valid regular expression {getattr(self, key)!r} ({exc})") from None
+                raise ConfigError(f"{path}.{key}: not a valid regular expression {getattr(self, key)!r} "
+                                  f"({exc})") from None
 
 
 @dataclass
@@ -58,6 +59,10 @@ class EyeConfig:
     #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs); "auto" = one
     #: per rank (1 in a single process), fixed at the start of the run (config.json records the number)
     shards: int | str = "auto"
+
+    def shard_count(self, ranks: int = 1) -> int:
+        """``shards`` as a number: "auto" is one logical shard per rank."""
+        return ranks if self.shards == "auto" else self.shards
 
 
 @dataclass

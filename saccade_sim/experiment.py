@@ -77,11 +77,16 @@ class Experiment:
             if cfg.eye.batch % self.world.size:
                 raise ConfigError(f"eye.batch: {cfg.eye.batch} eyes cannot be split evenly over {self.world.size} "
                                   f"ranks; set eye.batch to a multiple of {self.world.size}")
-            cfg = dataclasses.replace(cfg, eye=dataclasses.replace(cfg.eye, shards=self.world.size))
+            shards = cfg.eye.shard_count(self.world.size)
+            cfg = dataclasses.replace(cfg, eye=dataclasses.replace(cfg.eye, shards=shards))
         self.config = cfg
         self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
         self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed)
+        labels = np.unique(np.concatenate([self.split.train.y, self.split.test.y]))
+        if cfg.probe.enabled and len(labels) < 2:
+            raise DataError(f"data.source {cfg.data.source}: every stimulus has label {labels[0]}; the probe needs at "
+                            "least 2 classes (set probe.enabled = false to train without it)")
         train = modality_cls.prepare(self.split.train, cfg.glimpse)
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
         if train.shape[1:] != test.shape[1:]:

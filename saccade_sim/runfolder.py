@@ -48,6 +48,12 @@ def is_folder(path: Path, what: str) -> bool:
     return found is not None and stat.S_ISDIR(found.st_mode)
 
 
+def require_folder(path: Path, what: str) -> None:
+    """A :class:`ConfigError` unless ``path`` is an existing folder (``what``: the option that named it)."""
+    if not is_folder(path, what):
+        raise ConfigError(f"{what} {path}: no such run folder")
+
+
 def lookup(path: Path, what: str) -> os.stat_result | None:
     """``os.stat(path)``, None where nothing is there; other refusals: :class:`ConfigError` naming ``what``."""
     try:

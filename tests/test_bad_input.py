@@ -162,6 +162,7 @@ NPZ_CASES = {
     "0-d classes": (dict(x=_x(), y=np.arange(20) % 2, classes=np.array("ab")),
                     [":classes: expected one name per class [C], got shape ()"]),
     "one stimulus": (dict(x=_x(1), y=np.zeros(1, np.int64)), ["1 training and 0 test stimuli"]),
+    "one class only": (dict(x=_x(5), y=np.full(5, 3)), ["every stimulus has label 3", "at least 2 classes"]),
     "three stimuli of three classes": (dict(x=_x(3), y=np.arange(3)), ["3 training and 0 test stimuli"]),
     "a label of 2**40": (dict(x=_x(), y=np.r_[2**40, np.zeros(19, np.int64)]),
                          [":y: label 1099511627776 is not a class index"]),

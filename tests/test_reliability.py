@@ -306,7 +306,7 @@ def test_analyze_names_bad_folders_and_arguments(finished, tmp_path, capsys):
     _one_line_error(capsys, ["analyze", str(bad)], f"{bad / 'checkpoint.pt'}: does not fit the run's config.json")
     for flag in ("--max-units", "--stimuli"):
         _one_line_error(capsys, ["analyze", str(finished), flag, "0"], f"analyze {flag}: must be an integer >= 1, got 0")
-    _one_line_error(capsys, ["analyze", str(tmp_path / "none")], f"{tmp_path / 'none'}: no such run folder")
+    _one_line_error(capsys, ["analyze", str(tmp_path / "none")], f"analyze {tmp_path / 'none'}: no such run folder")
 
 
 def test_analyze_says_when_a_run_is_unfinished(finished, tmp_path, capsys):
@@ -331,6 +331,13 @@ def test_a_rejected_resume_changes_nothing_and_a_bad_checkpoint_is_not_called_go
     assert f"{run / 'checkpoint.pt'}: the saved weights already fail the divergence check" in err
     assert "last good" not in err
     assert {p.name: p.read_bytes() for p in runfolder.contents(run)} == before
+    state = io.load_torch(run / "checkpoint.pt")  # weights saved non-finite (Experiment.save does not check)
+    state["agents"][0]["layer"]["op.weight"][0] = float("nan")
+    torch.save(state, run / "checkpoint.pt")
+    rc = main(["run", "--resume", str(run)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 3 and "already fail the divergence check" in err and "non-finite weights" in err, err
+    assert "last good" not in err
     (run / "checkpoint.pt").unlink()
     _one_line_error(capsys, ["run", "--resume", str(run)], f"{run / 'checkpoint.pt'}: no checkpoint here: the run in "
                     f"{run} ended before its first checkpoint", "--overwrite")

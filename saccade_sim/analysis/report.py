@@ -90,8 +90,7 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64) -> dic
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"analyze --{key.replace('_', '-')}: must be an integer >= 1, got {value!r}")
     out = Path(run_dir)
-    if not runfolder.is_folder(out, "analyze"):
-        raise ConfigError(f"{out}: no such run folder")
+    runfolder.require_folder(out, "analyze")
     with runfolder.lock(out):  # not while a run (or another analyze) writes the folder
         return _analyze(out, stimuli, max_units)
 
