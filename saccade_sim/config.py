@@ -105,7 +105,7 @@ class RunConfig:
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
     max_weight_norm: float = 1e4  #: a layer whose weight norm exceeds this has diverged
     #: torch CPU threads, applied by ``saccade-sim run`` (also ``--threads N``; 0 = torch's default, one per
-    #: core). 1 is fastest for the default experiment on 2 cores, idle or loaded (benchmarks/threads.py)
+    #: core). Default 1: on 2 cores, 2 threads simulated the default experiment 18x slower (docs/threads.md)
     threads: int = 1
 
 
