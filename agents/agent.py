@@ -1,6 +1,10 @@
 """Layer agents: the thin per-layer wrapper that a SimPy process drives, one event at a time."""
 from __future__ import annotations
 
+import functools
+import math
+from typing import Any
+
 import torch
 
 from saccade_sim.distributed import WeightSync
@@ -17,6 +21,33 @@ def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, weigh
     return cls(params, lr=lr, weight_decay=weight_decay)
 
 
+def schedule_factor(event: int, kind: str, warmup: int, horizon: int, min_factor: float, step_every: int,
+                    gamma: float) -> float:
+    """The learning-rate factor after ``event`` optimiser steps: linear warm-up ``(e + 1) / warmup`` while
+    e < warmup, then with t = e - warmup, T = max(horizon - warmup, 1): ``constant`` 1, ``cosine``
+    ``min_factor + (1 - min_factor) (1 + cos(pi min(t, T) / T)) / 2``, ``step`` ``gamma ** (t // step_every)``."""
+    if event < warmup:
+        return (event + 1) / warmup
+    t = event - warmup
+    if kind == "cosine":
+        span = max(horizon - warmup, 1)
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * min(t, span) / span))
+    if kind == "step":
+        return gamma ** (t // step_every)
+    return 1.0
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, spec: Any, horizon: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-event ``LambdaLR`` of :func:`schedule_factor` for the schedule table ``spec`` (``[rule.schedule]``);
+    ``horizon`` is used where ``spec.horizon`` is 0."""
+    args = (spec.kind, spec.warmup, spec.horizon or horizon, spec.min_factor, spec.step_every, spec.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(_factor, args=args))
+
+
+def _factor(event: int, args: tuple) -> float:
+    return schedule_factor(event, *args)
+
+
 class LayerAgent:
     """One layer with its rule and optimiser. :meth:`step` is the whole per-event computation:
     forward (a = W x, y = rho(a)), the rule's update into ``.grad``, the optimiser step, and the
@@ -25,12 +56,13 @@ class LayerAgent:
     ranks before the optimiser step and the weights after it."""
 
     def __init__(self, name: str, layer: Layer, rule: Rule, optimizer: torch.optim.Optimizer,
-                 sync: WeightSync | None = None) -> None:
+                 sync: WeightSync | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
         self.name = name
         self.sync = sync
         self.layer = layer
         self.rule = rule
         self.optimizer = optimizer
+        self.scheduler = scheduler  #: stepped after every optimiser step (learning-rate schedule over events)
         self.learning = True
         self._update_sq = torch.zeros((), device=layer.weight.device)
         self._loss = torch.zeros((), device=layer.weight.device)
@@ -59,6 +91,8 @@ class LayerAgent:
                     self._loss += loss
                 self._count += 1
                 self.optimizer.step()
+                if self.scheduler is not None:
+                    self.scheduler.step()
                 self.rule.after_step()
             if self.sync is not None:
                 self.sync.after_step()
@@ -104,12 +138,15 @@ class LayerAgent:
         since the last :meth:`check` (so a resumed run logs the same history)."""
         return {"layer": self.layer.state_dict(), "rule": self.rule.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "learning": self.learning,
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "update_sq": self._update_sq.clone(), "loss": self._loss.clone(), "count": self._count}
 
     def load_state_dict(self, state: dict) -> None:
         self.layer.load_state_dict(state["layer"])
         self.rule.load_state_dict(state["rule"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.learning = state["learning"]
         self._update_sq.copy_(state["update_sq"])
         self._loss.copy_(state["loss"])

@@ -90,11 +90,40 @@ class NetworkConfig:
 
 
 @dataclass
+class ScheduleConfig:
+    """The learning rate over events e (``[rule.schedule]``), as a factor of ``rule.lr``:
+    linear warm-up ``(e + 1) / warmup`` for e < ``warmup``, then with t = e - warmup, T = horizon - warmup:
+    ``constant`` 1; ``cosine`` ``min_factor + (1 - min_factor) (1 + cos(pi min(t, T) / T)) / 2``;
+    ``step`` ``gamma ** (t // step_every)``."""
+
+    kind: str = "constant"  #: "constant", "cosine" or "step"
+    warmup: int = 0  #: events of linear warm-up from lr / warmup to lr
+    horizon: int = 0  #: cosine: events until the floor is reached (0 = run.events at the start of the run)
+    min_factor: float = 0.0  #: cosine: the floor, as a fraction of lr
+    step_every: int = 1000  #: step: events between decays
+    gamma: float = 0.5  #: step: factor per decay
+
+    def validate(self, path: str) -> None:
+        _choice(self.kind, ("constant", "cosine", "step"), f"{path}.kind")
+        for key in ("warmup", "horizon"):
+            _positive(getattr(self, key), f"{path}.{key}", allow_zero=True)
+        _positive(self.step_every, f"{path}.step_every")
+        if not 0.0 <= self.min_factor <= 1.0:
+            raise ConfigError(f"{path}.min_factor: must be in [0, 1], got {self.min_factor!r}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"{path}.gamma: must be in (0, 1], got {self.gamma!r}")
+
+
+@dataclass
 class RuleConfig:
     name: str = "clapp"
     lr: float | None = None  #: learning rate (default: the rule's ``default_lr``)
     optimizer: str | None = None  #: "sgd", "adam" or "adamw" (default: the rule's ``default_optimizer``)
     weight_decay: float = 0.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: per-layer overrides (``[[rule.layers]]``, one table per layer, in order): any key of ``[rule]`` but
+    #: ``name`` and ``layers`` (lr, optimizer, weight_decay, schedule, the rule's options)
+    layers: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +199,8 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     rule: RuleConfig = field(default_factory=RuleConfig)
     rule_options: Any = None  #: options of the rule plugin (written in ``[rule]``)
+    #: (rule settings, rule options) of each layer with ``[[rule.layers]]`` applied (empty: all use ``[rule]``)
+    layer_rules: list = field(default_factory=list)
     run: RunConfig = field(default_factory=RunConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
@@ -180,7 +211,18 @@ class Config:
         out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
         out["eye"].update(out.pop("policy"))
         out["rule"].update(out.pop("rule_options"))
+        del out["layer_rules"]
         return out
+
+    def rule_for_layer(self, index: int, n_layers: int) -> tuple[RuleConfig, Any]:
+        """The rule settings and options of layer ``index`` of ``n_layers`` (``[rule]`` with its
+        ``[[rule.layers]]`` entry applied)."""
+        if not self.layer_rules:
+            return self.rule, self.rule_options
+        if len(self.layer_rules) != n_layers:
+            raise ConfigError(f"rule.layers: {len(self.layer_rules)} entries for a network of {n_layers} layers; "
+                              "give one table per layer, or none")
+        return self.layer_rules[index]
 
 
 class NoOptions:
@@ -226,7 +268,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     if tp is Any or isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    raise ConfigError(f"{key}: expected {'a table' if tp is dict else getattr(tp, '__name__', tp)}, got {value!r}")
 
 
 def build(cls: type, table: dict[str, Any], path: str) -> Any:
@@ -271,6 +313,31 @@ def _with_plugin(table: dict, base: type, registry, path: str, selector: str):
     return base_obj, build(options_cls, rest, path)
 
 
+def _rule(table: dict[str, Any], path: str) -> tuple[RuleConfig, Any]:
+    """``[rule]`` (or one layer's merged table) built and its defaults filled from the rule plugin."""
+    rule, options = _with_plugin(table, RuleConfig, RULES, path, "name")
+    plugin = RULES.get(rule.name)
+    if rule.lr is None:
+        rule.lr = plugin.default_lr
+    if rule.optimizer is None:
+        rule.optimizer = plugin.default_optimizer
+    return rule, options
+
+
+def _layer_rule(base: dict[str, Any], entry: Any, index: int) -> tuple[RuleConfig, Any]:
+    """Layer ``index``'s rule: the ``[rule]`` table with the keys of its ``[[rule.layers]]`` entry replaced."""
+    path = f"rule.layers[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: expected a table, got {entry!r}")
+    for key in ("name", "layers"):
+        if key in entry:
+            raise ConfigError(f"{path}.{key}: cannot be set per layer (one rule for the whole network)")
+    merged = {k: v for k, v in base.items() if k != "layers"}
+    if isinstance(merged.get("schedule"), dict) and isinstance(entry.get("schedule"), dict):
+        entry = {**entry, "schedule": {**merged["schedule"], **entry["schedule"]}}
+    return _rule({**merged, **entry}, path)
+
+
 TOP_KEYS = ("seed", "device", "data", "glimpse", "eye", "network", "rule", "run", "probe", "distributed", "record")
 
 
@@ -292,15 +359,12 @@ def resolve(raw: dict[str, Any]) -> Config:
     modality = MODALITIES.get(data.modality, "data.modality")
     glimpse = build(getattr(modality, "Options", NoOptions), raw.get("glimpse", {}), "glimpse")
     eye, policy = _with_plugin(raw.get("eye", {}), EyeConfig, POLICIES, "eye", "policy")
-    rule, rule_options = _with_plugin(raw.get("rule", {}), RuleConfig, RULES, "rule", "name")
-    if rule.lr is None:
-        rule.lr = RULES.get(rule.name).default_lr
-    if rule.optimizer is None:
-        rule.optimizer = RULES.get(rule.name).default_optimizer
+    rule, rule_options = _rule(raw.get("rule", {}), "rule")
+    layer_rules = [_layer_rule(raw.get("rule", {}), entry, i) for i, entry in enumerate(rule.layers)]
     cfg = Config(
         seed=top.seed, device=top.device, data=data, glimpse=glimpse, eye=eye, policy=policy,
         network=build(NetworkConfig, raw.get("network", {}), "network"), rule=rule,
-        rule_options=rule_options, run=build(RunConfig, raw.get("run", {}), "run"),
+        rule_options=rule_options, layer_rules=layer_rules, run=build(RunConfig, raw.get("run", {}), "run"),
         probe=build(ProbeConfig, raw.get("probe", {}), "probe"),
         distributed=build(DistributedConfig, raw.get("distributed", {}), "distributed"),
         record=build(RecordConfig, raw.get("record", {}), "record"),
@@ -342,8 +406,10 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
     _positive(cfg.run.max_weight_norm, "run.max_weight_norm")
     _positive(cfg.run.threads, "run.threads", allow_zero=True)
-    _positive(cfg.rule.lr, "rule.lr", allow_zero=True)
-    _choice(cfg.rule.optimizer, ("sgd", "adam", "adamw"), "rule.optimizer")
+    for i, (rule, _) in enumerate([(cfg.rule, None), *cfg.layer_rules]):
+        key = "rule" if i == 0 else f"rule.layers[{i - 1}]"
+        _positive(rule.lr, f"{key}.lr", allow_zero=True)
+        _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
     _positive(cfg.probe.batch, "probe.batch")
     _positive(cfg.probe.train, "probe.train", allow_zero=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import agents.rules  # noqa: F401  (registers the built-in rules)
-from agents.agent import LayerAgent, make_optimizer
+from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate
 
 from . import datasets, distributed, io, runfolder
@@ -113,14 +113,18 @@ class Experiment:
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
         self.agents = []
         for i, layer in enumerate(self.layers):
+            settings, options = cfg.rule_for_layer(i, len(self.layers))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
-                rule = rule_cls(layer, cfg.rule_options, i, len(self.layers)).to(self.device)
+                rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
             params = list(layer.parameters()) + list(rule.parameters())
-            opt = make_optimizer(params, cfg.rule.optimizer, cfg.rule.lr, cfg.rule.weight_decay)
+            opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
+            scheduler = None
+            if settings.schedule.kind != "constant" or settings.schedule.warmup:
+                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync))
+            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler))
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)
