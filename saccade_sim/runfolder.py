@@ -73,7 +73,8 @@ def check_out(out: Path, overwrite: bool) -> None:
     existing = next((p for p in (out, *out.absolute().parents) if lookup(p, "--out")), None)
     if existing is not None and not existing.is_dir():
         raise OutputError(f"--out {out}: {existing} is a file, not a folder")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+    needs = os.W_OK | os.X_OK | (os.R_OK if existing == out else 0)  # the run folder itself is read too
+    if existing is not None and not os.access(existing, needs):
         raise OutputError(f"--out {out}: {existing} is not writable (permission denied or a read-only file system)")
     if out.is_dir() and contents(out) and not overwrite:
         _refuse_occupied(out)
@@ -101,9 +102,8 @@ def prepare(out: Path, overwrite: bool) -> None:
         clear(out)
 
 
-def clear(out: Path) -> list[Path]:
-    """Remove every file of :data:`OUTPUTS` from ``out`` (``results.json`` first); returns what went."""
-    removed = []
+def clear(out: Path) -> None:
+    """Remove every file of :data:`OUTPUTS` from ``out`` (``results.json`` first)."""
     for pattern in OUTPUTS:
         for path in sorted(Path(out).glob(pattern)):
             if path.is_file() or path.is_symlink():
@@ -111,8 +111,6 @@ def clear(out: Path) -> list[Path]:
                     path.unlink()
                 except OSError as exc:
                     raise OutputError(f"{path}: cannot remove it for --overwrite: {exc.strerror or exc}") from None
-                removed.append(path)
-    return removed
 
 
 @contextmanager
@@ -142,8 +140,11 @@ def lock(out: Path) -> Iterator[None]:
         os.close(fd)
         raise OutputError(f"{path}: cannot lock the run folder ({exc.strerror or exc}); this file system "
                           "may not support locks") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    try:  # who holds it, for the message a second writer gets (the lock itself is what counts)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    except OSError:
+        pass
     _held[key] = fd
     try:
         yield

@@ -42,7 +42,7 @@ def saved_event(out):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "run"
     assert main(["run", *RUN, "--out", str(out)]) == 0
-    return science(out)
+    return out
 
 
 def signal_on_first_call(monkeypatch, owner, attr, sig):
@@ -74,7 +74,7 @@ def test_a_signal_after_the_simulation_loses_no_training(phase, sig, tmp_path, c
     assert not (out / "results.json").exists() and saved_event(out) == 6
     monkeypatch.undo()
     assert main(["run", "--resume", str(out), "--quiet"]) == 0  # probes and saves, simulates nothing
-    assert science(out) == reference
+    assert science(out) == science(reference)
 
 
 def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
@@ -131,23 +131,27 @@ def _kill_then_finish(out, sig, after, delay, capsys):
 
 
 def test_kills_during_the_probe_and_the_save_leave_a_complete_or_resumable_folder(tmp_path, capsys, reference):
-    # checkpoint.pt appears as the probe starts (checkpoint_every = 0); history.npz in the middle of the save
-    for i, (after, delay) in enumerate([("checkpoint.pt", 0.3), ("history.npz", 0.0)]):
+    # checkpoint.pt appears as the probe starts (checkpoint_every = 0): kill half-way through a probe as long as
+    # the reference run's; history.npz appears in the middle of the save (the plots come next)
+    probe_s = json.loads((reference / "results.json").read_text())["probe_wall_s"]
+    for i, (after, delay) in enumerate([("checkpoint.pt", probe_s / 2), ("history.npz", 0.0)]):
         out = tmp_path / f"kill{i}"
         assert _kill_then_finish(out, signal.SIGKILL, after, delay, capsys) == "resumed"
-        assert science(out) == reference
+        assert science(out) == science(reference)
 
 
 @pytest.mark.slow
 def test_many_kills_and_signals_during_the_probe_and_the_save(tmp_path, capsys, reference):
     rng = random.Random(19)
+    probe_s = json.loads((reference / "results.json").read_text())["probe_wall_s"]
     outcomes = []
     for i in range(24):
         sig = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM)[i % 3]
         out = tmp_path / f"kill{i}"
         after = "history.npz" if i % 4 == 3 else "checkpoint.pt"
-        outcomes.append(_kill_then_finish(out, sig, after, rng.uniform(0, 0.3 if i % 4 == 3 else 3.0), capsys))
-        assert science(out) == reference
+        delay = rng.uniform(0, 0.3 if after == "history.npz" else 1.5 * probe_s)
+        outcomes.append(_kill_then_finish(out, sig, after, delay, capsys))
+        assert science(out) == science(reference)
     assert "resumed" in outcomes
 
 
@@ -212,7 +216,8 @@ def test_concurrent_writers_of_one_file_never_share_a_temporary(tmp_path):
 def test_overwrite_removes_every_output_of_the_earlier_run_and_every_output_is_listed(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", *RUN, "--out", str(out), "--set", "probe.every_ms=600",
-                 "--set", 'record.monitors=[{target="eye", quantity="gaze"}, {target="layer1", quantity="activity"}]']) == 0
+                 "--set", 'record.monitors=[{target="eye", quantity="gaze"}, '
+                          '{target="layer1", quantity="activity"}]']) == 0
     assert main(["analyze", str(out), "--stimuli", "12", "--max-units", "2"]) == 0
     written = sorted(p.name for p in out.iterdir() if p.name != runfolder.LOCK)
     unlisted = [n for n in written if not any(fnmatch.fnmatch(n, pattern) for pattern in runfolder.OUTPUTS)]
@@ -266,7 +271,8 @@ def test_a_write_the_system_refuses_is_named_and_keeps_the_checkpoint(tmp_path, 
     proc = cli_process(["run", *RUN, "--set", "network.preset=small", "--out", out], preexec_fn=_limit_file_size)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
-    assert err.strip() == f"saccade-sim: error: {out / 'checkpoint.pt'}: cannot write: File too large; nothing was written"
+    assert err.strip() == (f"saccade-sim: error: {out / 'checkpoint.pt'}: cannot write: File too large; "
+                           "nothing was written")
     assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]  # no temporary left
     # a full disk at the second periodic checkpoint: the first one stays, and the run resumes from it
     real, calls = torch.save, []
@@ -301,11 +307,13 @@ def test_analyze_names_bad_folders_and_arguments(finished, tmp_path, capsys):
     _one_line_error(capsys, ["analyze", str(bad)], f"{bad / 'config.json'}: not a readable configuration")
     shutil.copy(finished / "config.json", bad / "config.json")
     other = tmp_path / "other"
-    assert main(["run", *RUN, "--set", "network.preset=small", "--set", "probe.enabled=false", "--out", str(other)]) == 0
+    assert main(["run", *RUN, "--set", "network.preset=small", "--set", "probe.enabled=false",
+                 "--out", str(other)]) == 0
     shutil.copy(other / "checkpoint.pt", bad / "checkpoint.pt")
     _one_line_error(capsys, ["analyze", str(bad)], f"{bad / 'checkpoint.pt'}: does not fit the run's config.json")
     for flag in ("--max-units", "--stimuli"):
-        _one_line_error(capsys, ["analyze", str(finished), flag, "0"], f"analyze {flag}: must be an integer >= 1, got 0")
+        _one_line_error(capsys, ["analyze", str(finished), flag, "0"],
+                        f"analyze {flag}: must be an integer >= 1, got 0")
     _one_line_error(capsys, ["analyze", str(tmp_path / "none")], f"analyze {tmp_path / 'none'}: no such run folder")
 
 
@@ -341,7 +349,8 @@ def test_a_rejected_resume_changes_nothing_and_a_bad_checkpoint_is_not_called_go
     (run / "checkpoint.pt").unlink()
     _one_line_error(capsys, ["run", "--resume", str(run)], f"{run / 'checkpoint.pt'}: no checkpoint here: the run in "
                     f"{run} ended before its first checkpoint", "--overwrite")
-    _one_line_error(capsys, ["run", "--resume", str(tmp_path / "none")], f"--resume {tmp_path / 'none'}: no such run folder")
+    _one_line_error(capsys, ["run", "--resume", str(tmp_path / "none")],
+                    f"--resume {tmp_path / 'none'}: no such run folder")
 
 
 # -- threads -------------------------------------------------------------------------------------
