@@ -47,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append(f"run.threads={args.threads}")
     if args.quiet:
         overrides.append("run.progress=false")
+    first_rank = os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 (or the only process): the folder's writer
     with ExitStack() as held:  # unwound last-in first-out: folder lock, process group
         if args.resume:
             if args.config or args.out or args.overwrite:
@@ -54,13 +55,13 @@ def _run(args: argparse.Namespace) -> int:
                                   "do not pass CONFIG, --out or --overwrite with it")
             out = Path(args.resume)
             runfolder.require_folder(out, "--resume")
-            if os.environ.get("RANK", "0") == "0":  # torchrun's rank 0 (or the only process)
+            if first_rank:
                 held.enter_context(runfolder.lock(out))  # one writer per run folder, before reading it
             state, cfg = checkpoint.load_checkpoint(out, overrides)
         else:
             cfg = load(args.config, overrides)
             out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
-            if os.environ.get("RANK", "0") == "0":
+            if first_rank:
                 runfolder.check_out(out, args.overwrite)  # early; checked again under the lock
         if cfg.run.threads:
             import torch
