@@ -56,13 +56,17 @@ class LayerAgent:
     ranks before the optimiser step and the weights after it."""
 
     def __init__(self, name: str, layer: Layer, rule: Rule, optimizer: torch.optim.Optimizer,
-                 sync: WeightSync | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
+                 sync: WeightSync | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                 update_every: int = 1) -> None:
         self.name = name
         self.sync = sync
         self.layer = layer
         self.rule = rule
         self.optimizer = optimizer
-        self.scheduler = scheduler  #: stepped after every optimiser step (learning-rate schedule over events)
+        self.scheduler = scheduler  #: stepped after every optimiser step (learning-rate schedule over steps)
+        self.update_every = update_every  #: events whose changes are summed into one optimiser step
+        self._summed: dict[int, torch.Tensor] = {}  #: id(param) -> the changes summed since the last step
+        self._pending = 0  #: events since the last optimiser step
         self.learning = True
         self._update_sq = torch.zeros((), device=layer.weight.device)
         self._loss = torch.zeros((), device=layer.weight.device)
@@ -80,23 +84,46 @@ class LayerAgent:
         if self.learning:
             loss = self.rule.update(Factors(x, a, y, g.modulator, g))
             self.layer.adapt(pooled)  # before the sync, which averages the running means with the changes
-            if self.sync is not None:
-                self.sync.before_step()
             self.last_loss = loss
             with torch.no_grad():
-                w = self.layer.weight
-                norm = torch.linalg.vector_norm(w.grad)
+                norm = torch.linalg.vector_norm(self.layer.weight.grad)
                 self._update_sq.addcmul_(norm, norm)
                 if loss is not None:
                     self._loss += loss
                 self._count += 1
-                self.optimizer.step()
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                self.rule.after_step()
-            if self.sync is not None:
-                self.sync.after_step()
+                self._pending += 1
+                if self.update_every > 1:
+                    self._sum_changes()
+            if self._pending == self.update_every:
+                self._optimizer_step()
         return g.with_data(self.layer.centered(pooled))
+
+    @torch.no_grad()
+    def _sum_changes(self) -> None:
+        """Add this event's ``.grad`` to the sum since the last step; at the step, the sum becomes ``.grad``."""
+        last = self._pending == self.update_every
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            total = self._summed.get(id(p))
+            if total is None:
+                total = self._summed[id(p)] = torch.zeros_like(p.grad)
+            total.add_(p.grad)
+            if last:
+                p.grad.copy_(total)
+                total.zero_()
+
+    def _optimizer_step(self) -> None:
+        self._pending = 0
+        if self.sync is not None:
+            self.sync.before_step()
+        with torch.no_grad():
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.rule.after_step()
+        if self.sync is not None:
+            self.sync.after_step()
 
     def diverged(self, max_weight_norm: float) -> str | None:
         """Why this layer is unusable (a non-finite layer or rule parameter, or a weight norm above
@@ -139,7 +166,9 @@ class LayerAgent:
         return {"layer": self.layer.state_dict(), "rule": self.rule.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "learning": self.learning,
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                "update_sq": self._update_sq.clone(), "loss": self._loss.clone(), "count": self._count}
+                "update_sq": self._update_sq.clone(), "loss": self._loss.clone(), "count": self._count,
+                "pending": self._pending, "summed": [self._summed[id(p)].clone() if id(p) in self._summed else None
+                                                     for p in self.parameters()]}
 
     def load_state_dict(self, state: dict) -> None:
         self.layer.load_state_dict(state["layer"])
@@ -151,3 +180,5 @@ class LayerAgent:
         self._update_sq.copy_(state["update_sq"])
         self._loss.copy_(state["loss"])
         self._count = state["count"]
+        self._pending = state["pending"]
+        self._summed = {id(p): t.clone() for p, t in zip(self.parameters(), state["summed"]) if t is not None}

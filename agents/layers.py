@@ -161,13 +161,17 @@ class Layer(nn.Module):
         """A weight change restricted to the connections that exist (pruned ones stay 0)."""
         return delta if self.mask is None else delta * self.mask
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """a = W x; y = rho(a), then (``kwta`` > 0) only the k winners of a - theta per position."""
-        a = self.potential(x)
+    def output(self, a: torch.Tensor) -> torch.Tensor:
+        """y = rho(a), then (``kwta`` > 0) only the k winners of a - theta per position."""
         y = self.rho(a)
         if self.spec.kwta:
             y = self._kwta(a, y, self.spec.kwta, self.threshold)
-        return a, y
+        return y
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """a = W x and y = :meth:`output` (a)."""
+        a = self.potential(x)
+        return a, self.output(a)
 
     def pool(self, y: torch.Tensor) -> torch.Tensor:
         """``y`` pooled by ``spec.pool`` (conv layers)."""

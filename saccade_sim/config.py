@@ -31,6 +31,7 @@ class DataConfig:
     train_limit: int = 0  #: use at most this many training stimuli (0 = all)
     test_limit: int = 0  #: use at most this many test stimuli (0 = all)
     test_fraction: float = 0.2  #: held-out part when the source has no test split
+    unlabelled: bool = True  #: the eyes also see the source's unlabelled stimuli (npz x_unlabelled, STL-10's unlabeled)
     label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
     group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
     test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
@@ -91,16 +92,17 @@ class NetworkConfig:
 
 @dataclass
 class ScheduleConfig:
-    """The learning rate over events e (``[rule.schedule]``), as a factor of ``rule.lr``:
+    """The learning rate over optimiser steps e (``[rule.schedule]``; one per event unless ``rule.update_every``),
+    as a factor of ``rule.lr``:
     linear warm-up ``(e + 1) / warmup`` for e < ``warmup``, then with t = e - warmup, T = horizon - warmup:
     ``constant`` 1; ``cosine`` ``min_factor + (1 - min_factor) (1 + cos(pi min(t, T) / T)) / 2``;
     ``step`` ``gamma ** (t // step_every)``."""
 
     kind: str = "constant"  #: "constant", "cosine" or "step"
-    warmup: int = 0  #: events of linear warm-up from lr / warmup to lr
-    horizon: int = 0  #: cosine: events until the floor is reached (0 = run.events at the start of the run)
+    warmup: int = 0  #: steps of linear warm-up from lr / warmup to lr
+    horizon: int = 0  #: cosine: steps until the floor is reached (0 = run.events / update_every at the run's start)
     min_factor: float = 0.0  #: cosine: the floor, as a fraction of lr
-    step_every: int = 1000  #: step: events between decays
+    step_every: int = 1000  #: step: steps between decays
     gamma: float = 0.5  #: step: factor per decay
 
     def validate(self, path: str) -> None:
@@ -120,6 +122,7 @@ class RuleConfig:
     lr: float | None = None  #: learning rate (default: the rule's ``default_lr``)
     optimizer: str | None = None  #: "sgd", "adam" or "adamw" (default: the rule's ``default_optimizer``)
     weight_decay: float = 0.0
+    update_every: int = 1  #: events whose changes are summed into one optimiser step (a raster pass: the reference's batch step)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     #: per-layer overrides (``[[rule.layers]]``, one table per layer, in order): any key of ``[rule]`` but
     #: ``name`` and ``layers`` (lr, optimizer, weight_decay, schedule, the rule's options)
@@ -409,6 +412,7 @@ def _check_values(cfg: Config) -> None:
     for i, (rule, _) in enumerate([(cfg.rule, None), *cfg.layer_rules]):
         key = "rule" if i == 0 else f"rule.layers[{i - 1}]"
         _positive(rule.lr, f"{key}.lr", allow_zero=True)
+        _positive(rule.update_every, f"{key}.update_every")
         _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
     _positive(cfg.probe.batch, "probe.batch")

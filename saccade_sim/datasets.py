@@ -26,6 +26,7 @@ class Split:
     train: RawStimuli
     test: RawStimuli
     classes: list[str]
+    unlabelled: RawStimuli | None = None  #: training stimuli without labels (the eyes may see them; the probe never)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -127,15 +128,20 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
         tr, te = stratified_split(train.y, cfg.test_fraction, rng)
         train, test = train.subset(tr), train.subset(te)
     n_classes = int(np.concatenate([train.y, test.y]).max()) + 1
-    if "classes" not in arrays:
-        return Split(train, test, [str(c) for c in range(n_classes)])
-    names = arrays["classes"]
-    if names.ndim != 1:
+    names = arrays.get("classes")
+    if names is not None and names.ndim != 1:
         raise DataError(f"{path}:classes: expected one name per class [C], got shape {names.shape}")
-    if len(names) < n_classes:
+    if names is not None and len(names) < n_classes:
         raise DataError(f"{path}:classes: {len(names)} names but the labels go up to {n_classes - 1} "
                         f"(need at least {n_classes})")
-    return Split(train, test, [str(c) for c in names])
+    classes = [str(c) for c in (range(n_classes) if names is None else names)]
+    unlabelled = None
+    if cfg.unlabelled and "x_unlabelled" in arrays:
+        x = arrays["x_unlabelled"]
+        modality.check_array(x, f"{path}:x_unlabelled")
+        check_values(x, f"{path}:x_unlabelled")
+        unlabelled = RawStimuli(x, np.full(len(x), -1, dtype=np.int64))
+    return Split(train, test, classes, unlabelled)
 
 
 def check_values(x: np.ndarray, where: str) -> None:
@@ -249,12 +255,16 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
     if not cfg.root:
         raise ConfigError("data.root: required for torchvision datasets (where the files are or go)")
 
-    def part(train: bool) -> RawStimuli:
+    def part(train: bool | None) -> RawStimuli:
+        """The train (True), test (False) or unlabeled (None, STL-10) split."""
         try:
             try:
+                if train is None:
+                    raise TypeError
                 ds = cls(cfg.root, train=train, download=cfg.download)
             except TypeError:
-                ds = cls(cfg.root, split="train" if train else "test", download=cfg.download)
+                split = "unlabeled" if train is None else "train" if train else "test"
+                ds = cls(cfg.root, split=split, download=cfg.download)
         except TypeError:
             raise ConfigError(f"data.source: torchvision {name} does not take (root, train= or split=, download=), "
                               "so it cannot be loaded by name; for a folder of images (ImageFolder) set "
@@ -273,7 +283,11 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
 
     train, test = part(True), part(False)
     classes = list(getattr(cls, "classes", [])) or [str(c) for c in range(int(train.y.max()) + 1)]
-    return Split(train, test, [str(c) for c in classes])
+    unlabelled = None
+    if cfg.unlabelled and name == "STL10":  # STL-10's 100,000 unlabelled images, as CLAPP trains on them
+        extra = part(None)
+        unlabelled = RawStimuli(extra.x, np.full(len(extra.x), -1, dtype=np.int64))
+    return Split(train, test, [str(c) for c in classes], unlabelled)
 
 
 def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split:
@@ -312,4 +326,5 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int) -> Split
                         "both parts need at least one (held out per class: a class needs 2 stimuli to give one)")
     limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
     return Split(_limit(split.train, cfg.train_limit, limit_rng).read(),
-                 _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes)
+                 _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes,
+                 None if split.unlabelled is None else split.unlabelled.read())

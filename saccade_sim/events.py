@@ -15,7 +15,9 @@ class Glimpse:
     ``data`` [B, C, h, w] is what the eyes see (or, downstream, a layer's output); ``gaze`` [B, D] the
     fixation coordinates; ``stimulus`` and ``label`` [B] which stimulus each eye looks at;
     ``modulator`` [B] the broadcast third factor: +1 saccade within the same stimulus, -1 jump to
-    another stimulus, 0 no learning signal (the first fixation).
+    another stimulus, 0 no learning signal (the first fixation). ``draws`` [B, R] (or None) are uniform
+    numbers in [0, 1) drawn once per eye and stimulus presentation from the eye's seeded shard stream, for
+    rules that need per-presentation randomness (:meth:`agents.rules.base.Rule.draws_needed`).
     """
 
     index: int
@@ -25,6 +27,7 @@ class Glimpse:
     stimulus: torch.Tensor
     label: torch.Tensor
     modulator: torch.Tensor
+    draws: torch.Tensor | None = None
 
     def with_data(self, data: torch.Tensor) -> "Glimpse":
         return replace(self, data=data)

@@ -87,44 +87,52 @@ class Experiment:
         if cfg.probe.enabled and len(labels) < 2:
             raise DataError(f"data.source {cfg.data.source}: every stimulus has label {labels[0]}; the probe needs at "
                             "least 2 classes (set probe.enabled = false to train without it)")
-        train = modality_cls.prepare(self.split.train, cfg.glimpse)
+        labelled = len(self.split.train)
+        seen = [self.split.train] + ([self.split.unlabelled] if self.split.unlabelled is not None else [])
+        prepared = [modality_cls.prepare(part, cfg.glimpse) for part in seen]
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
-        if train.shape[1:] != test.shape[1:]:
-            raise DataError(f"data.source {cfg.data.source}: test stimuli have shape {tuple(test.shape[1:])} but "
-                            f"training stimuli {tuple(train.shape[1:])} (after data preparation); both parts "
-                            "must have the same stimulus shape")
+        for what, part in (("test", test), *(("unlabelled", p) for p in prepared[1:])):
+            if part.shape[1:] != prepared[0].shape[1:]:
+                raise DataError(f"data.source {cfg.data.source}: {what} stimuli have shape {tuple(part.shape[1:])} "
+                                f"but training stimuli {tuple(prepared[0].shape[1:])} (after data preparation); all "
+                                "parts must have the same stimulus shape")
+        train = torch.cat(prepared)  # what the eyes see
         if cfg.data.normalize in ("standard", "zca"):
             mean, std = train.mean(), train.std().clamp_min(1e-8)
             train, test = (train - mean) / std, (test - mean) / std
         if cfg.data.normalize == "zca":
             train, test = self._whiten(train, test)
         self.modality = modality_cls(cfg.glimpse, tuple(train.shape[1:]))
-        self.train_store, self.test_store = train.to(self.device), test.to(self.device)
-        self.train_labels = torch.from_numpy(self.split.train.y).to(self.device)
+        self.eye_store, self.test_store = train.to(self.device), test.to(self.device)
+        self.train_store = self.eye_store[:labelled]  #: the labelled training stimuli (the probe's)
+        self.eye_labels = torch.from_numpy(np.concatenate([p.y for p in seen])).to(self.device)  #: -1: unlabelled
+        self.train_labels = self.eye_labels[:labelled]
         self.test_labels = torch.from_numpy(self.split.test.y).to(self.device)
 
-        policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        self.eye = Eye(self.modality, self.train_store, self.train_labels, policy, cfg.eye, cfg.seed,
-                       self.world.shards(cfg.eye.shards))
         self.layers = self._build_layers()
         if any(layer.spec.center for layer in self.layers):
             calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
         rule_cls = RULES.get(cfg.rule.name, "rule.name")
+        layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
+        columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
+        policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
+        self.eye = Eye(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
+                       self.world.shards(cfg.eye.shards), draws=columns[-1])
         self.agents = []
-        for i, layer in enumerate(self.layers):
-            settings, options = cfg.rule_for_layer(i, len(self.layers))
+        for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
                 rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
+            rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard)
             params = list(layer.parameters()) + list(rule.parameters())
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
             scheduler = None
             if settings.schedule.kind != "constant" or settings.schedule.warmup:
-                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events)
+                scheduler = make_scheduler(opt, settings.schedule, cfg.run.events // settings.update_every)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler))
+            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler, settings.update_every))
         self.attachments: list[Callable[[Simulation], Any]] = []
         self.stateful: dict[str, Any] = {}
         self.simulation = self._new_simulation(0.0)

@@ -60,10 +60,14 @@ class Eye:
 
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
     ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard.
+
+    A *presentation* begins where an eye takes a stimulus (a new dwell or a jump). Then its view (the
+    modality's :meth:`Modality.sample_view`: a random crop, a flip) and its ``draws`` uniform numbers (for
+    rules, ``Glimpse.draws``) are drawn from its shard's stream and kept until the next presentation.
     """
 
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
-                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None) -> None:
+                 cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0) -> None:
         n_shards = cfg.shard_count()
         if len(store) < n_shards:
             raise ConfigError(f"eye.shards: {n_shards} shards need at least as many training stimuli, "
@@ -83,34 +87,44 @@ class Eye:
         everything = torch.arange(len(store))
         self.streams = [StimulusStream(everything[s::n_shards], generator(seed, "eye", s)) for s in self.shard_ids]
         self.stimulus = torch.zeros(self.batch, dtype=torch.long)  # CPU copy: the streams are CPU-side
+        self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)  #: each eye's presentation view
+        self.draws = torch.zeros(self.batch, draws)  #: each eye's presentation draws
 
-    def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One shard's stimuli and gazes [per_shard, D] for this fixation, from its own generator."""
+    def _shard_step(self, stream: StimulusStream, step: int, old: torch.Tensor, view: torch.Tensor,
+                    draws: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One shard's stimuli, gazes [per_shard, D], views and draws for this fixation, from its own generator."""
         n, gen = self.per_shard, stream.generator
         if step == 0:
-            new = stream.take(n)
+            new, fresh = stream.take(n), torch.ones(n, dtype=torch.bool)
         elif self.jump_prob > 0:
-            jump = torch.rand(n, generator=gen) < self.jump_prob
-            new = torch.where(jump, stream.take(n), old)
+            fresh = torch.rand(n, generator=gen) < self.jump_prob
+            new = torch.where(fresh, stream.take(n), old)
         else:
-            new = old
-        return new, self.policy.sample(step, n, self.modality.space, gen)
+            new, fresh = old, torch.zeros(n, dtype=torch.bool)
+        if view.shape[1]:
+            view = torch.where(fresh[:, None], self.modality.sample_view(n, gen), view)
+        if draws.shape[1]:
+            draws = torch.where(fresh[:, None], torch.rand(n, draws.shape[1], generator=gen), draws)
+        return new, self.policy.sample(step, n, self.modality.space, gen), view, draws
 
     def next_glimpse(self, time: float) -> Glimpse:
         step = self.event % self.dwell
         old = self.stimulus
-        parts = [self._shard_step(s, step, o) for s, o in zip(self.streams, old.split(self.per_shard))]
-        self.stimulus = torch.cat([p[0] for p in parts])
-        gaze = torch.cat([p[1] for p in parts])
+        chunks = [t.split(self.per_shard) for t in (old, self.view, self.draws)]
+        parts = [self._shard_step(s, step, *c) for s, *c in zip(self.streams, *chunks)]
+        self.stimulus, gaze, self.view, self.draws = (torch.cat(t) for t in zip(*parts))
         if self.event == 0:
             modulator = torch.zeros(self.batch)
         else:
             modulator = (self.stimulus == old).float() * 2 - 1
         idx = self.stimulus.to(self.device, non_blocking=True)
         gaze_d = gaze.to(self.device, non_blocking=True)
+        view = self.view.to(self.device, non_blocking=True) if self.view.shape[1] else None
+        data = self.modality.cut(self.store, idx, gaze_d) if view is None else self.modality.cut(self.store, idx, gaze_d, view)
         glimpse = Glimpse(
-            index=self.event, time=time, data=self.modality.cut(self.store, idx, gaze_d), gaze=gaze_d,
-            stimulus=idx, label=self.labels[idx], modulator=modulator.to(self.device, non_blocking=True),
+            index=self.event, time=time, data=data, gaze=gaze_d, stimulus=idx, label=self.labels[idx],
+            modulator=modulator.to(self.device, non_blocking=True),
+            draws=self.draws.to(self.device, non_blocking=True) if self.draws.shape[1] else None,
         )
         self.event += 1
         self.time = time
@@ -118,10 +132,10 @@ class Eye:
 
     def state_dict(self) -> dict:
         """Clock and, per logical shard id, its eyes' stimuli and its stream (so shards can move between ranks)."""
-        stim = self.stimulus.split(self.per_shard)
+        parts = zip(self.shard_ids, self.streams, *(t.split(self.per_shard) for t in (self.stimulus, self.view, self.draws)))
         return {"event": self.event, "time": self.time,
-                "shards": {s: {"stimulus": st.clone(), **stream.state_dict()}
-                           for s, st, stream in zip(self.shard_ids, stim, self.streams)}}
+                "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream.state_dict()}
+                           for s, stream, st, v, d in parts}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore this Eye's shards from a state holding (at least) every shard it runs."""
@@ -133,4 +147,5 @@ class Eye:
         self.time = state["time"]
         for s, stream in zip(self.shard_ids, self.streams):
             stream.load_state_dict(state["shards"][s])
-        self.stimulus = torch.cat([state["shards"][s]["stimulus"] for s in self.shard_ids]).clone()
+        for name in ("stimulus", "view", "draws"):
+            setattr(self, name, torch.cat([state["shards"][s][name] for s in self.shard_ids]).clone())

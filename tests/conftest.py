@@ -40,3 +40,22 @@ def cli_process(args, **popen):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
     return subprocess.Popen([sys.executable, "-m", "saccade_sim", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def run_and_resumed_run(cfg: dict, stop_at: int, folder: Path):
+    """The uninterrupted run of ``cfg`` and the same run stopped after ``stop_at`` events, checkpointed into
+    ``folder``, resumed and finished; the caller compares them. Returns (uninterrupted, resumed)."""
+    from saccade_sim import io
+    from saccade_sim.checkpoint import resume
+    from saccade_sim.experiment import Experiment
+
+    reference = Experiment(cfg)
+    reference.simulate()
+    first = Experiment(cfg)
+    first.simulate(stop_at)
+    io.save_torch(folder / "checkpoint.pt", first.state_dict())
+    resumed = resume(folder)
+    resumed.simulate()
+    for a, b in zip(reference.agents, resumed.agents):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    return reference, resumed

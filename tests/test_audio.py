@@ -109,7 +109,8 @@ def test_npz_waveforms_and_wrong_shapes(tmp_path):
     x = (rng.standard_normal((20, 6000)) * 3000).astype(np.int16)
     np.savez(tmp_path / "w.npz", x=x, y=np.arange(20) % 2)
     exp = Experiment({"data": {"modality": "audio", "source": str(tmp_path / "w.npz")},
-                      "glimpse": {"duration": 0.5, "frames": 25, "stride": 25}, "network": {"preset": "tiny"}})
+                      "glimpse": {"duration": 0.5, "frames": 25, "stride": 25}, "network": {"preset": "tiny"},
+                      "rule": {"offsets": [1]}})
     assert exp.train_store.shape[1:] == (1, 40, 51) and exp.modality.space.size == 2
     np.savez(tmp_path / "bad.npz", x=np.zeros((2, 3, 4, 5), np.int16), y=np.arange(2))
     with pytest.raises(DataError, match=r"bad.npz:x: expected waveforms \[N, samples\]"):
@@ -156,7 +157,7 @@ def test_torchaudio_speech_commands_by_name_uses_its_speaker_disjoint_lists(tmp_
     (folder / "testing_list.txt").write_text("no/cc33_nohash_0.wav\nyes/cc33_nohash_0.wav\n")
     (folder / "validation_list.txt").write_text("no/bb22_nohash_0.wav\n")
     cfg = {"data": {"modality": "audio", "source": "ta:SPEECHCOMMANDS", "root": str(tmp_path)},
-           "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}}
+           "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}, "rule": {"offsets": [1]}}
     exp = Experiment(cfg)
     assert exp.split.classes == ["no", "yes"] and exp.train_store.shape == (3, 1, 40, 11)
     assert sorted(exp.split.train.groups) == ["aa11", "aa11", "bb22"] and set(exp.split.test.groups) == {"cc33"}
@@ -177,7 +178,7 @@ def test_torchaudio_librispeech_by_name_labels_utterances_by_speaker(tmp_path):
             lines.append(f"{speaker}-100-{utt:04d} SOME WORDS")
         (chapter / f"{speaker}-100.trans.txt").write_text("\n".join(lines) + "\n")
     exp = Experiment({"data": {"modality": "audio", "source": "ta:LIBRISPEECH/dev-clean", "root": str(tmp_path)},
-                      "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}})
+                      "glimpse": {"duration": 0.1, "frames": 8}, "network": {"preset": "tiny"}, "rule": {"offsets": [1]}})
     assert exp.split.classes == ["19", "26"] and len(exp.split.train) == 8 and sorted(exp.split.test.y) == [0, 1]
 
 

@@ -166,6 +166,8 @@ NPZ_CASES = {
     "three stimuli of three classes": (dict(x=_x(3), y=np.arange(3)), ["3 training and 0 test stimuli"]),
     "a label of 2**40": (dict(x=_x(), y=np.r_[2**40, np.zeros(19, np.int64)]),
                          [":y: label 1099511627776 is not a class index"]),
+    "x_unlabelled of another image size": (dict(x=_x(), y=np.arange(20) % 2, x_unlabelled=np.zeros((4, 9, 9), np.uint8)),
+                                           ["unlabelled stimuli have shape (1, 9, 9) but training stimuli (1, 8, 8)"]),
 }
 
 

@@ -9,7 +9,7 @@ def test_defaults_resolve_and_round_trip():
     cfg = resolve({})
     tree = cfg.to_dict()
     assert tree["rule"]["name"] == "clapp" and "offsets" in tree["rule"] and tree["eye"]["policy"] == "raster"
-    assert tree["rule"]["lr"] == 5e-4 and resolve({"rule": {"name": "oja"}}).rule.lr == 0.01  # rule default_lr
+    assert tree["rule"]["lr"] == 2e-4 and resolve({"rule": {"name": "oja"}}).rule.lr == 0.01  # rule default_lr
     assert tree["rule"]["optimizer"] == "adam" and resolve({"rule": {"name": "oja"}}).rule.optimizer == "sgd"
     assert resolve({"rule": {"name": "oja", "lr": 0.3, "optimizer": "adamw"}}).rule.optimizer == "adamw"
     assert resolve({"rule": {"name": "oja", "lr": 0.3}}).rule.lr == 0.3
@@ -21,7 +21,7 @@ def test_defaults_resolve_and_round_trip():
     ({"data": {"sorce": "x"}}, r"unknown key data.sorce; valid keys in \[data\]: modality, source"),
     ({"rule": {"name": "nope"}}, "rule.name: unknown rule 'nope'; valid choices: .*oja"),
     ({"rule": {"name": "oja", "forme": "loss"}}, r"unknown key rule.forme; valid keys in \[rule\] for name 'oja'"),
-    ({"rule": {"form": "other"}}, "rule.form: unknown value 'other'; valid choices: closed, loss"),
+    ({"rule": {"timing": "other"}}, "rule.timing: unknown value 'other'; valid choices: immediate, deferred"),
     ({"eye": {"policy": "zigzag"}}, "eye.policy: unknown saccade policy 'zigzag'; valid choices: random, raster"),
     ({"eye": {"batch": "8"}}, "eye.batch: expected int, got '8'"),
     ({"eye": {"jump_prob": 2}}, r"eye.jump_prob: must be in \[0, 1\]"),

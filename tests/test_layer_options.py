@@ -87,7 +87,7 @@ def test_zca_whitening_option_runs_on_images_and_refuses_other_shapes():
     from saccade_sim.experiment import Experiment
 
     exp = Experiment({"data": {"source": str(data_path("digits8x8.npz")), "normalize": "zca", "zca_size": 3},
-                      "glimpse": {"patch": 8}, "network": {"preset": "tiny"}})
+                      "glimpse": {"patch": 8}, "network": {"preset": "tiny"}, "rule": {"name": "oja"}})
     assert abs(float(exp.train_store.std()) - 1) < 1e-4
     with pytest.raises(ConfigError, match="data.zca_size"):
         Experiment({"data": {"source": str(data_path("digits8x8.npz")), "normalize": "zca", "zca_size": 9},

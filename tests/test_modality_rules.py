@@ -22,7 +22,7 @@ def test_rule_learns_on_modality(tmp_path, modality, rule):
     arrays, glimpse = SOURCES[modality]
     np.savez(tmp_path / "d.npz", y=np.arange(24) % 2, **arrays)
     exp = Experiment({"data": {"modality": modality, "source": str(tmp_path / "d.npz")}, "glimpse": glimpse,
-                      "network": {"preset": "tiny"}, "rule": {"name": rule}, "eye": {"batch": 4, "jump_prob": 0.2},
+                      "network": {"preset": "tiny"}, "rule": {"name": rule, **({"offsets": [1]} if rule == "clapp" else {})}, "eye": {"batch": 4, "jump_prob": 0.2},
                       "run": {"events": 12, "progress": False}, "probe": {"enabled": False}})
     before = [layer.weight.detach().clone() for layer in exp.layers]
     exp.run()

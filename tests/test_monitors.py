@@ -82,7 +82,7 @@ def test_unknown_targets_and_quantities_are_named():
     with pytest.raises(ConfigError, match=r"record.monitors\[0\].quantity: unknown value 'gaze'.*activity"):
         Experiment(small_config(monitors=[{"target": "layer1", "quantity": "gaze"}]))
     with pytest.raises(ConfigError, match="dendritic"):
-        Experiment(small_config(monitors=[{"target": "layer1", "quantity": "dendrite"}]))
+        Experiment({**small_config(monitors=[{"target": "layer1", "quantity": "dendrite"}]), "rule": {"name": "oja"}})
 
 
 def test_loss_is_recorded_for_a_loss_form_rule_and_monitors_round_trip_through_state_dict():

@@ -129,7 +129,7 @@ def test_folder_of_class_subfolders_labels_by_folder_and_names_a_short_clip(tmp_
     cfg = {"data": {"modality": "video", "source": str(tmp_path), "group_pattern": "_g(\\d\\d)_",
                     "test_groups": ["02"]},
            "glimpse": {"fps": 10, "clip_frames": 8, "frames": 4, "patch": 16, "stride": 16, "color": "gray"},
-           "network": {"preset": "tiny"}}
+           "network": {"preset": "tiny"}, "rule": {"offsets": [1]}}
     exp = Experiment(cfg)
     assert exp.split.classes == ["dark", "light"] and exp.train_store.shape == (4, 1, 8, 32, 32)
     assert sorted(exp.split.test.names) == [str(tmp_path / "dark/v_dark_g02_c01.avi"),

@@ -81,6 +81,16 @@ class Rule(nn.Module):
     def layer(self) -> Layer:
         return self.layer_ref[0]
 
+    @classmethod
+    def draws_needed(cls, options: Any) -> int:
+        """How many uniform numbers per eye and stimulus presentation this rule takes from the Eye's
+        ``Glimpse.draws`` (per-presentation randomness from the eye's seeded shard stream; default none)."""
+        return 0
+
+    def bind(self, space: Any, draws: slice, shard_size: int) -> None:
+        """Called once before the first event with the modality's gaze space, this rule's columns of
+        ``Glimpse.draws`` and the eyes per logical shard (for rules that pair glimpses by gaze geometry)."""
+
     def update(self, f: Factors) -> torch.Tensor | None:
         """Write this event's changes into ``.grad``; optionally return the local loss (a 0-d tensor)."""
         raise NotImplementedError

@@ -1,76 +1,66 @@
-"""CLAPP and CLAPP-s (Illing et al. 2021): each layer predicts its own later representation across saccades.
+"""CLAPP and CLAPP-s (Illing et al. 2021) as released (EPFL-LCN/pub-illing2021-neurips @73671e1): each
+layer predicts its own representation of a glimpse taken further down the same column of the gaze grid.
 
-For one layer, an eye's glimpse at event T (target) and the same eye's glimpse k events earlier
-(context) give pooled outputs ``z = mean_pos rho(W x_T)`` and ``c = mean_pos rho(W x_{T-k})`` [C], the
-score ``u = z^T P_k c`` (one prediction matrix ``P_k`` per offset k) and the hinge loss
-``L = max(0, margin - y u)``; ``y = +1`` if the eye stayed on the same stimulus over those k events,
-``-1`` if it jumped to another one (the Eye's broadcast modulator), ``0`` when there is no context (first
-fixation). The third factor is ``gamma = y * H`` with ``H = 1`` if ``y u < margin``, else 0, and
+For one layer, ``z = mean_pos transmit(rho(W x))`` [C] is a glimpse's representation (the mean over
+positions of what the layer transmits, after its pooling). A *pair* joins a target glimpse at grid
+point g with the same eye's earlier context glimpse at the point ``k`` lattice steps before g along the
+raster's axis (:meth:`GazeSpace.before`; for images: k rows above, same column), remembered from the last
+``window`` events, the eye having stayed on its stimulus in between (no broadcast modulator -1 or 0).
+Pairs are defined by gaze geometry, not by event count: under any policy a target is paired with the
+remembered glimpses that sit k steps before it (under the raster: the glimpse k events earlier, and
+never one in another column).
 
-    dP_k = gamma z c^T                      dR_k = gamma c z^T   (CLAPP only)
-    dW_j = gamma [ (P_k c)_j mean_pos rho'(a_j^T) x^T  +  (R_k z)_j mean_pos rho'(a_j^{T-k}) x^{T-k} ]
+Scores ``u1 = z^T P_k c`` (prediction of the target from the context; the reference's ``c^T W_k z`` with
+P_k = W_k^T) and, for the learned retrograde path, ``u2 = c^T R_k z``. Each is trained with its own hinge
+``max(0, margin - y u)``, ``y = +1`` for a positive pair and ``-1`` for a negative, and gate
+``gamma = y [y u < margin]``. Negatives (``negatives``): ``"location"``: the context is scored against the
+target of a partner eye at the same grid point at the same event (one partner per eye, offset and hinge,
+drawn once per stimulus presentation within the eye's logical shard; it may be the eye itself, as in
+the reference); ``"jump"``: a pair whose eye jumped to another stimulus between context and target is a
+negative (y = -1, the Eye's broadcast modulator). ``sampling = "either"``: per presentation and hinge,
+each eye contributes only its positive or only its negative pairs (50/50); ``"both"``: all.
 
-(modulator x dendritic prediction x post x pre), averaged over the B eyes and summed over pairs and
-offsets. CLAPP learns the retrograde matrix ``R_k``; CLAPP-s uses ``R_k = P_k^T`` (then dW is exactly
-the gradient of the hinge loss). With ``negatives = "batch"`` every positive context is also paired with
-the target of another eye of the batch at the same event (y = -1), the reference code's per-layer
-negative sampling.
+Every pair is weighted ``w = 1 / (N_k K n)`` (N_k grid points that have a k-context, K offsets, n eyes
+selected for that hinge and sign), so that the changes of the events of one raster pass sum to the
+gradient of the reference loss ``sum_k mean_selected-eyes mean_positions hinge / K``. The updates
+(ascending, i.e. minus the loss gradient; e = d z / d a the post-synaptic factor, through the pool):
 
-The explicit formula (:func:`clapp_delta`) and the loss form (:func:`clapp_loss`, whose gradient w.r.t.
-the layer's own parameters with detached inputs is the same update) are proven equal in the tests.
+    dP_k = sum w gamma1 z c^T          target term   dW_j += w gamma1 (P_k c)_j e_j x          (u1; c fixed)
+    dR_k = sum w gamma2 c z^T          context term  dW_j += w gamma2 (R_k z)_j e_j^c x^c      (u2; z fixed)
 
-``timing`` says when the context terms are applied (a target's term is applied at its own event).
-``"immediate"``: at each event, for the K contexts (a weight-gradient call over (1 + K) B glimpses).
-``"deferred"``: each glimpse keeps its eligibility ``rho'(a) x`` (its input and potential) while it can
-still be a context; the factors ``gamma (R_k z)`` it receives at the K later events are summed and applied
-once, when it leaves the context window (max(offsets) events later): one weight-gradient call over 2B
-glimpses per event, and the same total change.
+``retrograde``: ``"own_hinge"`` (CLAPP as released: R_k learns through u2 and its own gate),
+``"shared_gate"`` (the paper's rule: the context term and dR use u1's gate; with it and Adam, R - P^T
+keeps its initial value), ``"transpose"`` (CLAPP-s: R_k = P_k^T, gate of u1; dW is the exact gradient of
+the hinge of u1). A trained conv bias gets the same factors with x = 1.
+
+``timing``: ``"immediate"`` applies the context terms at the target's event (a weight-gradient call over
+(1 + K) B glimpses); ``"deferred"`` keeps each glimpse's eligibility (x and a) while it can be a context,
+sums the context factors it receives and applies them once, when it leaves the window: one call over 2B
+glimpses per event and the same total change. Each remembered glimpse keeps x, a, z, its modulator and grid cell.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from saccade_sim.errors import ConfigError
+from saccade_sim.events import Glimpse
+from saccade_sim.policies import GazeSpace
 from saccade_sim.registry import RULES
 
 from ..layers import Layer
-from .base import Factors, Rule, write_delta, write_loss_grad
+from .base import Factors, Rule, write_delta
 from .hebbian import correlation
 
-HISTORY = ("past_x", "past_a", "past_m", "past_s", "past_z", "past_d")
 
-
-class Pairs(NamedTuple):
-    """Per offset k (dim 0), P (target, context) pairs: indices into the current batch and into the batch
-    of event T-k, and the label y in {+1, -1, 0} (0 = no pair: no loss, no plasticity)."""
-
-    target: torch.Tensor  # long [K, P]
-    context: torch.Tensor  # long [K, P]
-    y: torch.Tensor  # [K, P]
-
-
-class ClappFactors(NamedTuple):
-    """The modulated dendritic factors of one event (sums over pairs, not yet divided by B): ``target``
-    [B, C] = sum_pairs gamma P_k c for each target eye, ``context`` [K, B, C] = sum_pairs gamma R_k z for each
-    context, ``pred`` = dP_k (divided by B), and the hinge ``loss``."""
-
-    target: torch.Tensor
-    context: torch.Tensor
-    pred: torch.Tensor
-    loss: torch.Tensor
-
-
-class ClappDelta(NamedTuple):
-    weight: torch.Tensor
-    pred: torch.Tensor
-    retro: torch.Tensor
-    loss: torch.Tensor
+#: per-eye ring buffers (dim 1 = eyes) over the last ``window`` events
+HISTORY = ("past_x", "past_a", "past_z", "past_m", "past_cell", "past_d")
 
 
 def pooled(y: torch.Tensor) -> torch.Tensor:
@@ -78,171 +68,224 @@ def pooled(y: torch.Tensor) -> torch.Tensor:
     return y.flatten(2).mean(2) if y.dim() > 2 else y
 
 
-def pair_signs(current_m: torch.Tensor, past_m: torch.Tensor, offsets: list[int]) -> torch.Tensor:
-    """y [K, B] of the pairs (event T, event T-k) of each eye, from the modulators of events T-k+1..T
-    (``past_m[i]`` is event T-1-i): +1 if all are +1 (the eye stayed), -1 if any is -1 (it jumped),
-    0 if any is 0 or the history is shorter than k."""
-    m = torch.cat([current_m[None], past_m])  # row i: event T-i
-    last = torch.tensor([min(k, len(m)) - 1 for k in offsets], device=m.device)  # window rows 0..k-1
-    jumped = (m < 0).cumsum(0)[last] > 0
-    broken = (m == 0).cumsum(0)[last] > 0
-    short = torch.tensor([len(past_m) < k for k in offsets], device=m.device)[:, None]
-    signs = torch.where(jumped, -1.0, 1.0).to(m.dtype)
-    return signs.masked_fill(broken | short, 0.0)
+def representation(layer: Layer, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = mean_pos transmit(output(a)) [B, C] and the post-synaptic factor e = dz_j / da_j [B, C, ...]
+    (rho' routed through the layer's pooling; one local backward pass, nothing crosses layers)."""
+    a = a.detach().requires_grad_(True)
+    with torch.enable_grad():
+        z = pooled(layer.transmit(layer.output(a)))
+        (e,) = torch.autograd.grad(z.sum(), a)
+    return z.detach(), e
 
 
-def make_pairs(signs: torch.Tensor, negatives: str, shift: int, stim_now: torch.Tensor,
-               stim_ctx: torch.Tensor) -> Pairs:
-    """Pairs of each offset: every eye with itself (label ``signs``); with ``negatives = "batch"`` also each
-    positive context with the target of eye ``(b + shift) % B`` (label -1 where that eye sees another
-    stimulus than the context's, else 0). ``stim_ctx`` [K, B] are the contexts' stimulus ids."""
-    k, b = signs.shape
-    eyes = torch.arange(b, device=signs.device).expand(k, b)
-    if negatives != "batch" or b < 2:
-        return Pairs(eyes, eyes, signs)
-    other = (eyes + shift) % b
-    valid = (signs > 0) & (stim_now[other] != stim_ctx)
-    neg = -valid.to(signs.dtype)
-    return Pairs(torch.cat([eyes, other], 1), torch.cat([eyes, eyes], 1), torch.cat([signs, neg], 1))
+class PairSet(NamedTuple):
+    """Pairs of one hinge: for sign s (0 positive, 1 negative), offset k and context eye b: the eye whose
+    current glimpse is the target, the label y (+1, -1; 0 = no pair) and the weight w, each [S, K, B]."""
+
+    target: torch.Tensor
+    y: torch.Tensor
+    weight: torch.Tensor
 
 
-def _gather(z: torch.Tensor, c: torch.Tensor, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
-    """z [B, C], c [K, B, C] -> target and context vectors of every pair, each [K, P, C]."""
-    ks = torch.arange(c.shape[0], device=c.device)[:, None]
-    return z[pairs.target], c[ks, pairs.context]
+def context_slots(past_cell: torch.Tensor, past_m: torch.Tensor, ages: torch.Tensor, cell: torch.Tensor,
+                  modulator: torch.Tensor, before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each offset k and eye b: the ring slot of the most recent remembered glimpse at grid point
+    ``before[k, cell_b]``, whether there is one, and whether the eye jumped (a modulator -1) after it.
+
+    ``past_cell``, ``past_m`` [D, B] by slot; ``ages`` [D] the slot of the event T-1-i at position i (only the
+    filled ones); ``cell`` and ``modulator`` [B] of event T; ``before`` [K, G + 1] (last column: off-grid).
+    Returns (slot [K, B] long, found [K, B] bool, jumped [K, B] bool); a pair whose events after the context
+    include a modulator 0 (no learning signal) is not found."""
+    want = before[:, cell]  # [K, B]
+    cells = past_cell[ages]  # [D, B], most recent first
+    match = (cells[:, None, :] == want[None]) & (want >= 0)[None]  # [D, K, B]
+    found = match.any(0)
+    age = match.to(torch.uint8).argmax(0)  # the first (most recent) match
+    m = torch.cat([modulator[None], past_m[ages]])  # row j: event T-j
+    jumped = (m < 0).cumsum(0)[age, torch.arange(m.shape[1], device=m.device)]
+    silent = (m == 0).cumsum(0)[age, torch.arange(m.shape[1], device=m.device)]
+    return ages[age], found & (silent == 0), jumped > 0
 
 
-def gate(y: torch.Tensor, u: torch.Tensor, margin: float) -> torch.Tensor:
-    """gamma = y * H, H = 1 if y u < margin else 0 (so +1, -1 or 0)."""
-    return y * (y * u < margin).to(u.dtype)
-
-
-def hinge(y: torch.Tensor, u: torch.Tensor, margin: float, n: int) -> torch.Tensor:
-    """L = sum over pairs with y != 0 of max(0, margin - y u), divided by the number of eyes n."""
-    return (F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum() / n
-
-
-def dendritic_update(layer: Layer, x: torch.Tensor, a: torch.Tensor, d: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """scale * sum_b d_bj mean_pos rho'(a_bj) x_b (conv: x the input patch at each position); the scale and the
-    mean's 1/positions are applied to ``d`` [B, C], before the weight-sized sums."""
-    post = layer.rho_prime(a)
-    d = d * (scale / post[0, 0].numel())
-    return correlation(layer, x, post.mul_(d.view(*d.shape, *[1] * (post.dim() - 2))))
-
-
-def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: torch.Tensor, pairs: Pairs,
-                  margin: float) -> ClappFactors:
-    """Scores u = z^T P_k c, gates gamma = y H, and the factors of :class:`ClappFactors` from the pooled target
-    outputs ``z`` [B, C], the pooled contexts ``c`` [K, B, C], ``pred`` and ``retro`` [K, C, C]."""
-    k, b = c.shape[:2]
-    zt, cc = _gather(z, c, pairs)
-    pc = torch.einsum("kij,kpj->kpi", pred, cc)  # dendritic prediction of the target: P_k c
-    rz = torch.einsum("kij,kpj->kpi", retro, zt)  # retrograde signal to the context: R_k z
-    u = (zt * pc).sum(-1)
-    gamma = gate(pairs.y, u, margin)
-    d_pred = torch.einsum("kp,kpi,kpj->kij", gamma / b, zt, cc)
-    d_target = torch.zeros_like(z).index_add_(0, pairs.target.flatten(), (gamma[..., None] * pc).flatten(0, 1))
-    ctx_index = (pairs.context + b * torch.arange(k, device=z.device)[:, None]).flatten()
-    d_ctx = z.new_zeros(k * b, z.shape[1]).index_add_(0, ctx_index, (gamma[..., None] * rz).flatten(0, 1))
-    return ClappFactors(d_target, d_ctx.view(k, b, -1), d_pred, hinge(pairs.y, u, margin, b))
-
-
-def clapp_delta(layer: Layer, x: torch.Tensor, a: torch.Tensor, ctx_x: torch.Tensor, ctx_a: torch.Tensor,
-                pred: torch.Tensor, retro: torch.Tensor, pairs: Pairs, margin: float) -> ClappDelta:
-    """The explicit three-factor updates (module docstring) for the current inputs ``x`` [B, ...] with
-    potentials ``a``, the contexts ``ctx_x`` [K, B, ...] with potentials ``ctx_a``, ``pred`` and ``retro``
-    [K, C, C] (CLAPP-s: pass ``pred.transpose(1, 2)``). Sums over pairs are divided by B."""
-    k, b = ctx_x.shape[:2]
-    z, c = pooled(layer.rho(a)), pooled(layer.rho(ctx_a.flatten(0, 1))).view(k, b, -1)
-    f = clapp_factors(z, c, pred, retro, pairs, margin)
-    d_w = dendritic_update(layer, torch.cat([x, ctx_x.flatten(0, 1)]), torch.cat([a, ctx_a.flatten(0, 1)]),
-                           torch.cat([f.target, f.context.flatten(0, 1)]), 1 / b)
-    return ClappDelta(d_w, f.pred, f.pred.transpose(1, 2), f.loss)
-
-
-def _with_value(graph: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """A tensor whose value is ``value`` and whose gradient is that of ``graph``."""
-    return graph + (value - graph).detach()
-
-
-def clapp_loss(layer: Layer, x: torch.Tensor, a: torch.Tensor, ctx_x: torch.Tensor, ctx_a: torch.Tensor,
-               pred: torch.Tensor, retro: torch.Tensor | None, pairs: Pairs, margin: float) -> torch.Tensor:
-    """The layer's hinge loss whose gradient w.r.t. (W, P, R) is minus :func:`clapp_delta`'s update.
-
-    Potentials are recomputed from the detached inputs (values swapped for the given ``a``, ``ctx_a``).
-    ``retro = None`` (CLAPP-s): the score is ``u = z(W)^T P c(W)`` and this is the plain hinge loss. With a
-    learned ``retro`` R, the score's graph is ``z(W)^T P c + c(W)^T R z`` (z, c held fixed where not
-    marked as functions of W), so that the retrograde path runs through R instead of P^T.
-    """
-    k, b = ctx_x.shape[:2]
-    a = _with_value(layer.potential(x), a)
-    ctx_a = _with_value(layer.potential(ctx_x.flatten(0, 1)), ctx_a.flatten(0, 1))
-    z, c = pooled(layer.rho(a)), pooled(layer.rho(ctx_a)).view(k, b, -1)
-    zt, cc = _gather(z, c, pairs)
-    if retro is None:
-        u = (zt * torch.einsum("kij,kpj->kpi", pred, cc)).sum(-1)
+def make_pairs(found: torch.Tensor, jumped: torch.Tensor, cell: torch.Tensor, negatives: str, sampling: str,
+               partner: torch.Tensor | None, pick_positive: torch.Tensor | None, scale: torch.Tensor,
+               shard_size: int) -> PairSet:
+    """The pairs of one hinge (module docstring). ``found``, ``jumped`` [K, B]; ``partner`` [K, B] long (the
+    eye whose target is the negative, ``negatives = "location"``); ``pick_positive`` [B] bool (``sampling =
+    "either"``); ``scale`` [K] = N_k K. Weights are 1 / (N_k K n), n the eyes of the eye's logical shard
+    selected for that sign (the caller divides the sum by the number of shards: the mean over shards of each
+    shard's mean, so that ranks holding different shards average to the whole batch's; with one shard, the
+    reference's mean over the batch)."""
+    k, b = found.shape
+    eyes = torch.arange(b, device=found.device).expand(k, b)
+    one = torch.ones_like(found, dtype=scale.dtype)
+    if negatives == "jump":
+        y = torch.where(jumped, -one, one) * found
+        targets, labels = eyes[None], y[None]
+        chosen = torch.ones(1, b, dtype=torch.bool, device=found.device)
     else:
-        forward = (zt * torch.einsum("kij,kpj->kpi", pred, cc.detach())).sum(-1)
-        backward = (cc * torch.einsum("kij,kpj->kpi", retro, zt.detach())).sum(-1)
-        u = _with_value(forward + backward, forward.detach())
-    return hinge(pairs.y, u, margin, b)
+        same_place = cell[partner] == cell
+        targets = torch.stack([eyes, partner])
+        labels = torch.stack([one * (found & ~jumped), -one * (found & ~jumped & same_place)])
+        chosen = torch.ones(2, b, dtype=torch.bool, device=found.device)
+        if sampling == "either":
+            chosen = torch.stack([pick_positive, ~pick_positive])
+    labels = labels * chosen[:, None, :]
+    n = chosen.view(len(chosen), b // shard_size, shard_size).sum(2).clamp_min(1).repeat_interleave(shard_size, 1)
+    weight = 1.0 / (scale[None, :, None] * n.to(scale.dtype)[:, None, :])  # n: [S, B]
+    return PairSet(targets, labels, weight.expand_as(labels))
+
+
+def hinge_gates(zt: torch.Tensor, mc: torch.Tensor, pairs: PairSet, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """u = zt^T (M_k cc) for every pair, from the targets ``zt`` [S, K, B, C] and ``mc`` = M_k cc [K, B, C]; returns
+    the weighted gates w gamma = w y [y u < margin] [S, K, B] and the weighted hinge sum w max(0, margin - y u)."""
+    u = (zt * mc[None]).sum(-1)
+    y = pairs.y
+    gamma = y * (y * u < margin).to(u.dtype)
+    loss = (pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum()
+    return pairs.weight * gamma, loss
+
+
+class ClappFactors(NamedTuple):
+    """One event's factors: ``target`` [B, C] the dendritic factor of each current glimpse (sum over its pairs of
+    w gamma1 P c), ``context`` [K, B, C] that of each context (w gamma2 R z), ``pred`` dP and ``retro`` dR
+    [K, C, C] (None for CLAPP-s) and the weighted hinge ``loss``."""
+
+    target: torch.Tensor
+    context: torch.Tensor
+    pred: torch.Tensor
+    retro: torch.Tensor | None
+    loss: torch.Tensor
+
+
+def _apply(mat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """M_k v_kb for M [K, C, C], v [K, B, C] -> [K, B, C]."""
+    return torch.bmm(v, mat.transpose(1, 2))
+
+
+def _outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_b a_kb b_kb^T for a, b [K, B, C] -> [K, C, C]."""
+    return torch.bmm(a.transpose(1, 2), b)
+
+
+def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: torch.Tensor | None,
+                  main: PairSet, mirror: PairSet | None, retrograde: str, margin: float) -> ClappFactors:
+    """The factors of :class:`ClappFactors` from the targets' ``z`` [B, C], the contexts' ``c`` [K, B, C], P and R
+    [K, C, C], the pairs of the prediction hinge (``main``) and of the retrograde hinge (``mirror``, own_hinge)."""
+    zt = z[main.target]  # [S, K, B, C]
+    pc = _apply(pred, c)  # the dendritic prediction of each context's target: P_k c
+    g1, loss = hinge_gates(zt, pc, main, margin)
+    d_target = torch.zeros_like(z).index_add_(0, main.target.flatten(), (g1[..., None] * pc[None]).flatten(0, 2))
+    gz = (g1[..., None] * zt).sum(0)  # sum over the pair's signs of w gamma1 z: [K, B, C]
+    d_pred = _outer(gz, c)
+    if retrograde == "own_hinge":
+        zm = z[mirror.target]
+        g2, loss2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
+        gm = (g2[..., None] * zm).sum(0)
+        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + loss2)
+    back = pred.transpose(1, 2) if retrograde == "transpose" else retro
+    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss)
+
+
+def dendritic_update(layer: Layer, x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dW, db) = (sum_b (d_b * e_b) (x) x_b, sum_b,pos d_b e_b): the dendritic factors ``d`` [N, C] times the
+    post-synaptic factors ``e`` [N, C, ...] correlated with the inputs ``x`` [N, ...] (conv: input patches)."""
+    post = e * d.view(*d.shape, *[1] * (e.dim() - 2))
+    d_bias = None if layer.op.bias is None else post.transpose(0, 1).flatten(1).sum(1)
+    return correlation(layer, x, post), d_bias
 
 
 @dataclass
 class ClappOptions:
-    offsets: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])  #: events between context and target
-    negatives: str = "eye"  #: "eye" (the Eye's jumps give y = -1) or "batch" (also another eye's target)
+    offsets: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])  #: grid steps from context to target
+    negatives: str = "location"  #: "location" (another eye's target at the same grid point) or "jump"
+    sampling: str = "either"  #: "either" (each eye: its positive or its negative pairs, 50/50) or "both"
+    retrograde: str = "own_hinge"  #: "own_hinge" (released), "shared_gate" (the paper) or "transpose" (CLAPP-s)
     margin: float = 1.0  #: hinge margin: no plasticity once y u >= margin
-    form: str = "closed"  #: "closed" (explicit three-factor formula) or "loss" (autograd of the hinge loss)
-    timing: str = "deferred"  #: context terms applied "immediate"-ly or "deferred" to the glimpse's expiry (closed form)
+    timing: str = "deferred"  #: context terms applied "immediate"-ly or "deferred" to the glimpse's expiry
+    window: int = 0  #: events a glimpse is remembered as a possible context (0 = max(offsets))
 
     def validate(self, path: str) -> None:
         if not self.offsets or any(k < 1 for k in self.offsets) or len(set(self.offsets)) != len(self.offsets):
             raise ConfigError(f"{path}.offsets: expected distinct integers >= 1, got {self.offsets!r}")
-        for name, valid in (("negatives", ("eye", "batch")), ("form", ("closed", "loss")),
+        for name, valid in (("negatives", ("location", "jump")), ("sampling", ("either", "both")),
+                            ("retrograde", ("own_hinge", "shared_gate", "transpose")),
                             ("timing", ("immediate", "deferred"))):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"{path}.{name}: unknown value {getattr(self, name)!r}; "
                                   f"valid choices: {', '.join(valid)}")
         if self.margin <= 0:
             raise ConfigError(f"{path}.margin: must be > 0, got {self.margin}")
-        if self.form == "loss" and self.timing == "deferred":
-            raise ConfigError(f"{path}.timing: \"deferred\" needs form = \"closed\" (the loss form is "
-                              "differentiated at each event); set timing = \"immediate\"")
+        if self.window and self.window < max(self.offsets):
+            raise ConfigError(f"{path}.window: must be 0 or >= max(offsets) = {max(self.offsets)}, got {self.window}")
+        if self.negatives == "jump" and self.sampling == "either":
+            raise ConfigError(f"{path}.sampling: \"either\" needs negatives = \"location\" (with \"jump\" an eye's "
+                              "pairs are positive or negative by its own jumps); set sampling = \"both\"")
+
+    @property
+    def hinges(self) -> int:
+        """1, or 2 with the retrograde hinge of its own."""
+        return 2 if self.retrograde == "own_hinge" else 1
 
 
 @RULES.register("clapp")
 class Clapp(Rule):
-    """CLAPP: hinge-gated prediction of the layer's own next glimpse, learned retrograde weights."""
+    """CLAPP as released: hinge-gated prediction of the layer's own glimpse further down the column, learned
+    retrograde weights with their own hinge, partner-eye negatives at the same grid point, 50/50 updates."""
 
     Options = ClappOptions
-    transpose_retro: ClassVar[bool] = False
     eye_buffers = HISTORY
-    default_optimizer = "adam"  #: as the reference (Adam 2e-4 per layer)
-    default_lr = 5e-4  #: measured on the natural default (README, CLAPP section)
+    default_optimizer = "adam"  #: as the reference (Adam, lr 2e-4 per layer)
+    default_lr = 2e-4  #: the reference's
+
+    @classmethod
+    def draws_needed(cls, options: ClappOptions) -> int:
+        """Per presentation: a partner per offset and hinge ("location"), and a 50/50 pick per hinge ("either")."""
+        k = len(options.offsets)
+        return options.hinges * ((k if options.negatives == "location" else 0) + (options.sampling == "either"))
 
     def __init__(self, layer: Layer, options: ClappOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
         n, k = layer.spec.channels, len(options.offsets)
         bound = 1.0 / math.sqrt(n)
         self.pred = nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
-        self.retro = None if self.transpose_retro else nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
-        for name in HISTORY:  # ring buffers of the last max(offsets) events, allocated at the first event
+        self.retro = None if options.retrograde == "transpose" else nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
+        for name in HISTORY:  # ring buffers of the last `window` events, allocated at the first event
             self.register_buffer(name, torch.empty(0))
+        self.register_buffer("before", torch.empty(0, dtype=torch.long), persistent=False)
+        self.register_buffer("pair_scale", torch.empty(0), persistent=False)
         self.head = -1  #: slot of the newest remembered event
-        self.count = 0  #: events remembered (at most max(offsets))
+        self.count = 0  #: events remembered (at most ``depth``)
+        self.draw_columns = slice(0, 0)
+        self.shard_size = 0
+        self.last_prediction: torch.Tensor | None = None
+
+    def bind(self, space: GazeSpace, draws: slice, shard_size: int) -> None:
+        """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
+        per-presentation draws and the eyes per logical shard (partners are drawn within a shard)."""
+        before = torch.stack([space.before(k) for k in self.options.offsets])  # [K, G]
+        counts = (before >= 0).sum(1)
+        if not bool((counts > 0).any()):
+            raise ConfigError(f"rule.offsets: the {space.size}-point gaze grid has no two points "
+                              f"{self.options.offsets} steps apart along its axis; use smaller offsets or a finer grid")
+        if not bool((counts > 0).all()):
+            unused = [k for k, n in zip(self.options.offsets, counts.tolist()) if n == 0]
+            warnings.warn(f"rule.offsets {unused}: no such pairs on the {space.size}-point gaze grid; those "
+                          "offsets are not used", stacklevel=2)
+        # N_k K (K the offsets in use); the unused offsets' pairs are weighted 0 (their P_k, R_k never change)
+        scale = torch.where(counts > 0, counts.double() * int((counts > 0).sum()), math.inf)
+        self.pair_scale = scale.to(self.pred.dtype).to(self.pred.device)
+        self.before = torch.cat([before, before.new_full((len(before), 1), -1)], 1).to(self.pred.device)
+        self.space = GazeSpace(space.grid.to(self.pred.device), space.high)
+        self.draw_columns, self.shard_size = draws, shard_size
 
     @property
-    def needs_graph(self) -> bool:  # type: ignore[override]
-        return self.options.form == "loss"
+    def depth(self) -> int:
+        return self.options.window or max(self.options.offsets)
 
     @property
     def deferred(self) -> bool:
         return self.options.timing == "deferred"
-
-    @property
-    def depth(self) -> int:
-        return max(self.options.offsets)
 
     def get_extra_state(self) -> dict[str, int]:
         return {"head": self.head, "count": self.count}
@@ -258,82 +301,98 @@ class Clapp(Rule):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _ring(self, slot_shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-        """A zeroed ring buffer [max(offsets), *slot_shape] on the rule's device whose slots are channels_last
-        where the layer computes in it (mixed memory formats made the weight gradient 2x slower)."""
+        """A ring buffer [depth, *slot_shape] on the rule's device (cells start at -1: no glimpse) whose slots
+        are channels_last where the layer computes in it (mixed memory formats made the weight gradient 2x slower)."""
         fmt = torch.channels_last if len(slot_shape) == 4 and self.layer.channels_last else torch.contiguous_format
         slot = torch.empty(slot_shape, dtype=dtype, device=self.pred.device, memory_format=fmt)
-        return slot.new_empty_strided((self.depth, *slot_shape), (slot.numel(), *slot.stride())).zero_()
+        ring = slot.new_empty_strided((self.depth, *slot_shape), (slot.numel(), *slot.stride()))
+        return ring.fill_(-1) if dtype == torch.long else ring.zero_()
 
     def reset(self) -> None:
         for name in HISTORY:
             setattr(self, name, torch.empty(0, device=self.pred.device))
         self.head, self.count = -1, 0
 
-    def _slots(self, ages: list[int]) -> torch.Tensor:
-        """Ring-buffer slots of the events T-1-i, i in ``ages``."""
-        return torch.tensor([(self.head - i) % self.depth for i in ages], device=self.pred.device)
+    def dendritic_prediction(self) -> torch.Tensor | None:
+        """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
+        return self.last_prediction
+
+    def _draws(self, g: Glimpse) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """Per hinge: partners [K, B] (eyes of the same shard) and the 50/50 picks [B] from the Eye's draws."""
+        o, k = self.options, len(self.options.offsets)
+        cols = g.draws[:, self.draw_columns] if g.draws is not None else None
+        partners, picks, at = [], [], 0
+        b = g.stimulus.shape[0]
+        start = torch.arange(b, device=g.stimulus.device) // self.shard_size * self.shard_size
+        for _ in range(o.hinges):
+            partner = pick = None
+            if o.negatives == "location":
+                u = cols[:, at:at + k].t()  # [K, B]
+                partner = start + (u * self.shard_size).long().clamp_max(self.shard_size - 1)
+                at += k
+            if o.sampling == "either":
+                pick, at = cols[:, at] < 0.5, at + 1
+            partners.append(partner)
+            picks.append(pick)
+        return partners, picks
 
     def update(self, f: Factors) -> torch.Tensor:
         o, g = self.options, f.glimpse
-        x, a = f.pre, f.a.detach()
-        usable = [i for i, k in enumerate(o.offsets) if self.count >= k]
-        params = [self.layer.weight, self.pred] + ([] if self.retro is None else [self.retro])
+        x = f.pre
+        z, e = representation(self.layer, f.a)
+        cell = self.space.cells(g.gaze)
+        factors = slot = None
         with torch.no_grad():
-            z = pooled(f.post.detach() if not self.layer.spec.kwta else self.layer.rho(a))  # kwta: rho(a), not y
-        pending = torch.zeros_like(z) if self.deferred else None  # the sum of this glimpse's context factors
-        if not usable:
-            for p in params:
-                write_delta(p, torch.zeros_like(p))
-            loss = torch.zeros((), device=x.device)
-        else:
-            offsets = [o.offsets[i] for i in usable]
-            ctx = self._slots([k - 1 for k in offsets])
-            signs = pair_signs(f.modulator, self.past_m[self._slots(range(max(offsets)))], offsets)
-            shift = 1 + g.index % max(x.shape[0] - 1, 1)
-            pairs = make_pairs(signs, o.negatives, shift, g.stimulus, self.past_s[ctx])
-            every = len(usable) == len(o.offsets)
-            sel = slice(None) if every else torch.tensor(usable, device=x.device)  # a slice: views, no copies
-            pred = self.pred[sel]
-            retro = None if self.retro is None else self.retro[sel]
-            if o.form == "loss":
-                loss = clapp_loss(self.layer, x, a, self.past_x[ctx], self.past_a[ctx], pred, retro, pairs, o.margin)
-                write_loss_grad(loss, params)
-                loss = loss.detach()
-            else:
-                with torch.no_grad():
-                    d = clapp_factors(z, self.past_z[ctx], pred, pred.transpose(1, 2) if retro is None else retro,
-                                      pairs, o.margin)
-                    write_delta(self.layer.weight, self._encoder_delta(x, a, ctx, d))
-                    d_pred = d.pred if every else torch.zeros_like(self.pred).index_copy_(0, sel, d.pred)
-                    write_delta(self.pred, d_pred)
-                    if self.retro is not None:
-                        write_delta(self.retro, d_pred.transpose(1, 2))
-                    loss = d.loss
-        self._remember(x, a, f.modulator, g.stimulus, z, pending)
-        return loss
+            if self.count:
+                ages = self._slots(range(self.count))
+                off_grid = self.before.shape[1] - 1
+                slot, found, jumped = context_slots(self.past_cell, self.past_m, ages, cell.masked_fill(cell < 0, off_grid),
+                                                    f.modulator, self.before)
+                eyes = torch.arange(x.shape[0], device=x.device)
+                c = self.past_z[slot, eyes]  # [K, B, C]
+                sets = [make_pairs(found, jumped, cell, o.negatives, o.sampling, partner, pick, self.pair_scale,
+                                   self.shard_size)
+                        for partner, pick in zip(*self._draws(g))]
+                factors = clapp_factors(z, c, self.pred, self.retro, sets[0], sets[-1], o.retrograde, o.margin)
+                self.last_prediction = _apply(self.pred, c * (found & ~jumped)[..., None]).sum(0)
+            self._write(x, e, factors, slot)
+            self._remember(x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+        return torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
 
-    def _encoder_delta(self, x: torch.Tensor, a: torch.Tensor, ctx: torch.Tensor, d: ClappFactors) -> torch.Tensor:
-        """dW of this event: the target's term and, immediate, its contexts' terms; deferred, the contexts' factors
-        join their glimpses' sums and the glimpse leaving the window (event T - max(offsets), in the slot the
-        current event will take) is applied with its sum, once the history is that long."""
+    def _write(self, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None, slot: torch.Tensor | None) -> None:
+        """Write -dW, -db, -dP, -dR of this event into ``.grad``: the target terms and (immediate) the contexts'
+        terms, or (deferred) the contexts' factors join their glimpses' sums and the glimpse leaving the window
+        (the slot the current event will take, once the history is full) is applied with its sum."""
+        eyes = torch.arange(x.shape[0], device=x.device)
+        xs, es, ds = [x], [e], [torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device) if f is None else f.target]
         if self.deferred:
-            self.past_d.index_add_(0, ctx, d.context)
-            ctx = ctx[:0] if self.count < self.depth else self._slots([self.depth - 1])
-            d_ctx = self.past_d[ctx]
-        else:
-            d_ctx = d.context
-        return dendritic_update(self.layer, torch.cat([x, self.past_x[ctx].flatten(0, 1)]),
-                                torch.cat([a, self.past_a[ctx].flatten(0, 1)]),
-                                torch.cat([d.target, d_ctx.flatten(0, 1)]), 1 / x.shape[0])
+            if f is not None:
+                self.past_d.index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
+            if self.count == self.depth:
+                leaving = (self.head + 1) % self.depth
+                xs, es, ds = xs + [self.past_x[leaving]], es + [representation(self.layer, self.past_a[leaving])[1]], ds + [self.past_d[leaving]]
+        elif f is not None:
+            xs.append(self.past_x[slot, eyes].flatten(0, 1))
+            es.append(representation(self.layer, self.past_a[slot, eyes].flatten(0, 1))[1])
+            ds.append(f.context.flatten(0, 1))
+        shards = x.shape[0] // self.shard_size  # the mean over this batch's logical shards
+        d_w, d_b = dendritic_update(self.layer, torch.cat(xs), torch.cat(es), torch.cat(ds) / shards)
+        write_delta(self.layer.weight, self.layer.masked(d_w))
+        if d_b is not None:
+            write_delta(self.layer.op.bias, d_b)
+        write_delta(self.pred, torch.zeros_like(self.pred) if f is None else f.pred / shards)
+        if self.retro is not None:
+            write_delta(self.retro, torch.zeros_like(self.retro) if f is None else f.retro / shards)
 
-    @torch.no_grad()
-    def _remember(self, *now: torch.Tensor | None) -> None:
-        """Write this event (x, a, m, stimulus, z, context-factor sum or None) over the oldest slot."""
+    def _slots(self, ages) -> torch.Tensor:
+        """Ring-buffer slots of the events T-1-i, i in ``ages``."""
+        return torch.tensor([(self.head - i) % self.depth for i in ages], device=self.pred.device)
+
+    def _remember(self, *now: torch.Tensor) -> None:
+        """Write this event (x, a, z, modulator, cell, an empty context-factor sum) over the oldest slot."""
         self.head = (self.head + 1) % self.depth
         self.count = min(self.count + 1, self.depth)
         for name, t in zip(HISTORY, now):
-            if t is None:
-                continue
             past = getattr(self, name)
             if past.numel() == 0:  # the first event gives the shapes
                 past = self._ring(t.shape, t.dtype)
@@ -341,8 +400,14 @@ class Clapp(Rule):
             past[self.head].copy_(t.detach())
 
 
+@dataclass
+class ClappSOptions(ClappOptions):
+    retrograde: str = "transpose"  #: CLAPP-s: R_k = P_k^T
+    sampling: str = "both"  #: CLAPP-s as released: positive and negative updates of every eye
+
+
 @RULES.register("clapp_s")
 class ClappS(Clapp):
-    """CLAPP-s: CLAPP with the retrograde weights tied to the transposed prediction weights."""
+    """CLAPP-s: CLAPP with the retrograde weights tied to the transposed prediction weights (not fully local)."""
 
-    transpose_retro = True
+    Options = ClappSOptions

@@ -163,7 +163,7 @@ def _analyze(out: Path, stimuli: int, max_units: int) -> dict[str, Any]:
         seen = [exp.eye.next_glimpse(0.0) for _ in range(dwell)]
         stim = int(seen[0].stimulus[0])
         gaze = np.stack([g.gaze[0].cpu().numpy() for g in seen if int(g.stimulus[0]) == stim])
-        png = figures.scan_path(out, exp.train_store[stim].cpu().numpy(), gaze, exp.config.glimpse.patch)
+        png = figures.scan_path(out, exp.eye_store[stim].cpu().numpy(), gaze, exp.config.glimpse.patch)
         entries.append((png, f"eye 0's first {len(gaze)} fixations (policy {exp.config.eye.policy}) over the "
                              "stimulus it looked at, regenerated from the run's seed"))
 

@@ -143,6 +143,7 @@ class AudioModality(Modality):
     def glimpse_shape(self) -> tuple[int, int, int]:
         return (1, self.bands, self.options.frames)
 
-    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
+            view: torch.Tensor | None = None) -> torch.Tensor:
         """``store`` [N, 1, n_mels, T], ``gaze`` [B, 2] (first band, first frame) -> [B, 1, bands, frames]."""
         return gather_patches(store, idx, gaze, (self.bands, self.options.frames))

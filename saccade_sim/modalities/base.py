@@ -107,8 +107,22 @@ class Modality:
     def glimpse_shape(self) -> tuple[int, int, int]:
         raise NotImplementedError
 
-    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
+            view: torch.Tensor | None = None) -> torch.Tensor:
+        """Glimpses [B, C, ...] of stimuli ``idx`` [B] at gazes [B, D], seen through ``view`` [B, V] (the
+        presentation's parameters, :meth:`sample_view`; None: the evaluation view)."""
         raise NotImplementedError
+
+    @property
+    def view_size(self) -> int:
+        """Parameters V of a presentation's view (a random crop's offset, a flip); 0: every presentation
+        shows the stimulus the same way (the default)."""
+        return 0
+
+    def sample_view(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """[n, V] long: the views of n new presentations (sampled once per presentation, then applied by
+        :meth:`cut` to every glimpse of it, as torchvision samples a transform's parameters, then applies them)."""
+        return torch.zeros(n, 0, dtype=torch.long)
 
     def grid_glimpses(self, store: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Every gaze-grid glimpse of the stimuli ``idx``, stimulus after stimulus: [len(idx) * grid, ...]."""

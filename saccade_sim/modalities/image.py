@@ -1,6 +1,7 @@
 """Image modality: 2-D stimuli, glimpse = a patch x patch crop at gaze (y, x)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,16 @@ class ImageOptions:
     stride: int = 0  #: grid step in pixels (0 = even spacing about patch/2 apart covering the image)
     color: str = "auto"  #: "gray", "rgb" or "auto" (keep what the source has)
     size: int = 0  #: resize (shorter side) and centre-crop every image to size x size (0 = keep)
+    random_crop: int = 0  #: each training presentation shows a random crop x crop window (0 = the whole image;
+    #: at most the stimuli's shorter side)
+    flip: bool = False  #: each training presentation is mirrored left-right with probability 1/2
 
     def validate(self, path: str) -> None:
         if self.patch <= 0:
             raise ConfigError(f"{path}.patch: must be > 0, got {self.patch}")
-        if self.stride < 0:
-            raise ConfigError(f"{path}.stride: must be >= 0, got {self.stride}")
+        for key in ("stride", "random_crop"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{path}.{key}: must be >= 0, got {getattr(self, key)}")
         if self.size < 0:
             raise ConfigError(f"{path}.size: must be >= 0 (0 = keep), got {self.size}")
         if self.color not in ("gray", "rgb", "auto"):
@@ -68,7 +73,11 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
 
 @MODALITIES.register("image")
 class ImageModality(Modality):
-    """2-D images (grey or colour); a glimpse is a square patch at gaze (y, x) on a grid or anywhere."""
+    """2-D images (grey or colour); a glimpse is a square patch at gaze (y, x) on a grid or anywhere.
+
+    With ``random_crop`` / ``flip`` a training presentation shows a random crop (and a mirror image) of the
+    stimulus, sampled once per presentation (torchvision's RandomCrop + RandomHorizontalFlip); gazes are in
+    the crop's frame, and evaluation (the probe) sees the centre crop, unflipped."""
 
     Options = ImageOptions
     extensions = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -124,13 +133,20 @@ class ImageModality(Modality):
     def __init__(self, options: ImageOptions, stimulus_shape: tuple[int, ...]) -> None:
         super().__init__(options, stimulus_shape)
         c, h, w = stimulus_shape
+        crop = min(options.random_crop, h, w)
+        if crop < options.random_crop:
+            warnings.warn(f"glimpse.random_crop: {options.random_crop} is larger than the stimuli ({h}x{w} pixels); "
+                          f"the crops are {crop}x{crop}", stacklevel=2)
+        self.frame = (crop, crop) if crop else (h, w)
+        fh, fw = self.frame
         p = options.patch
-        if p > h or p > w:
-            raise ConfigError(f"glimpse.patch: {p} is larger than the stimuli ({h}x{w} pixels)")
-        ys, xs = grid_positions(h, p, options.stride), grid_positions(w, p, options.stride)
+        if p > fh or p > fw:
+            raise ConfigError(f"glimpse.patch: {p} is larger than the stimuli ({fh}x{fw} pixels"
+                              f"{', glimpse.random_crop' if options.random_crop else ''})")
+        ys, xs = grid_positions(fh, p, options.stride), grid_positions(fw, p, options.stride)
         # raster order as in CLAPP: time runs down each column (x outer, y inner)
         grid = torch.tensor([(y, x) for x in xs for y in ys], dtype=torch.long)
-        self._space = GazeSpace(grid, torch.tensor([h - p, w - p]))
+        self._space = GazeSpace(grid, torch.tensor([fh - p, fw - p]))
 
     @property
     def space(self) -> GazeSpace:
@@ -140,6 +156,29 @@ class ImageModality(Modality):
     def glimpse_shape(self) -> tuple[int, int, int]:
         return (self.stimulus_shape[0], self.options.patch, self.options.patch)
 
-    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
-        """``store`` [N, C, H, W], ``idx`` [B], ``gaze`` [B, 2] top-left (y, x) -> [B, C, p, p] in one gather."""
-        return gather_patches(store, idx, gaze, (self.options.patch, self.options.patch))
+    @property
+    def view_size(self) -> int:
+        return 3 if self.options.random_crop or self.options.flip else 0
+
+    def sample_view(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """[n, 3] long: the crop's top-left (y, x) in the stimulus and the flip (0 / 1)."""
+        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
+        oy = torch.randint(h - fh + 1, (n,), generator=generator)
+        ox = torch.randint(w - fw + 1, (n,), generator=generator)
+        flip = (torch.rand(n, generator=generator) < 0.5).long() if self.options.flip else torch.zeros(n, dtype=torch.long)
+        return torch.stack([oy, ox, flip], 1)
+
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
+            view: torch.Tensor | None = None) -> torch.Tensor:
+        """``store`` [N, C, H, W], ``idx`` [B], ``gaze`` [B, 2] top-left (y, x) in the view's frame -> [B, C, p, p]
+        in one gather. The patch at x of a flipped crop is the mirrored patch at ``crop - x - p`` of the crop."""
+        p = self.options.patch
+        if not self.view_size:
+            return gather_patches(store, idx, gaze, (p, p))
+        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
+        if view is None:  # evaluation: the centre crop, unflipped
+            view = torch.tensor([[(h - fh) // 2, (w - fw) // 2, 0]], device=gaze.device).expand(len(gaze), -1)
+        flip = view[:, 2].bool()
+        x = torch.where(flip, fw - p - gaze[:, 1], gaze[:, 1])
+        patches = gather_patches(store, idx, torch.stack([gaze[:, 0] + view[:, 0], x + view[:, 1]], 1), (p, p))
+        return torch.where(flip.view(-1, 1, 1, 1), patches.flip(-1), patches)

@@ -153,7 +153,8 @@ class VideoModality(Modality):
     def glimpse_shape(self) -> tuple[int, int, int]:
         return (self.stimulus_shape[0] * self.options.frames, self.options.patch, self.options.patch)
 
-    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+    def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
+            view: torch.Tensor | None = None) -> torch.Tensor:
         """``store`` [N, C, T, H, W], ``gaze`` [B, 3] (t, y, x) -> [B, frames * C, p, p] (time-major channels)."""
         o = self.options
         box = gather_patches(store, idx, gaze, (o.frames, o.patch, o.patch))  # [B, C, f, p, p]
