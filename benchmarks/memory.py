@@ -103,7 +103,7 @@ def main() -> None:
     args = parse(parser)
     start_mb = status_mb("VmRSS")  # common (imported above) has imported torch
 
-    from saccade_sim import checkpoint
+    from saccade_sim import checkpoint, runfolder
     from saccade_sim.config import load
     from saccade_sim.experiment import Experiment
 
@@ -114,7 +114,7 @@ def main() -> None:
     cfg = load(None, [f"run.events={args.events}", "run.progress=false", *args.set])
     with tempfile.TemporaryDirectory() as out:
         exp = Experiment(cfg)
-        checkpoint.prepare_folder(Path(out) / "run", False)
+        runfolder.create(Path(out) / "run")
         results = checkpoint.run_in_folder(exp, Path(out) / "run")
     total = max([status_mb("VmHWM")] + [p["peak MB"] for p in tracer.peaks.values()])
     rows = list(tracer.peaks.values())

@@ -1,40 +1,24 @@
-"""Runs that survive being stopped: a run folder, periodic checkpoints, Ctrl-C, resume.
+"""Runs that survive being stopped: a run folder, periodic checkpoints, signals, resume.
 
 A run folder holds ``config.json`` (written first), ``checkpoint.pt`` (rewritten every
-``run.checkpoint_every`` events, after Ctrl-C / SIGTERM, and at the end) and, only once the run is
-complete, ``results.json`` (written last): a folder without ``results.json`` is an unfinished run that
-``saccade-sim run --resume DIR`` continues. Every file goes through :mod:`saccade_sim.io` (temporary file +
-rename), so a kill at any moment leaves the last good checkpoint intact.
+``run.checkpoint_every`` events, after Ctrl-C / SIGTERM, and when the simulation ends, before the probe) and,
+only once the run is complete, ``results.json`` (written last): a folder without ``results.json`` is an
+unfinished run that ``saccade-sim run --resume DIR`` continues (if its simulation is complete, the resume
+only probes and saves). Every file goes through :mod:`saccade_sim.io` (temporary file + rename), so a kill
+at any moment leaves the last good checkpoint intact; :mod:`saccade_sim.signals` says what a signal does
+in each phase, and :mod:`saccade_sim.runfolder` keeps a second writer out.
 """
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from . import io
 from .config import Config, apply_override, resolve
 from .errors import ConfigError, DataError, DivergenceError, Interrupted
 from .experiment import CHECKPOINT_FORMAT, Experiment
-
-CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
-#: files a run writes; ``--overwrite`` removes them (results.json first) before a new run starts
-OUTPUTS = (RESULTS, CHECKPOINT, CONFIG, "history.npz", "learning_curve.png")
-
-
-def prepare_folder(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds anything unless ``overwrite``; then clear our earlier outputs."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out}: output folder is not empty (holds another run); "
-                              "pass --overwrite, choose another --out, or continue it with --resume")
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+from .runfolder import CHECKPOINT, CONFIG, RESULTS, require_folder
+from .signals import RunSignals, SignalStop, name
 
 
 def check_checkpointable(exp: Experiment) -> None:
@@ -47,31 +31,6 @@ def check_checkpointable(exp: Experiment) -> None:
                           f"than eye.fixation_ms ({cfg.eye.fixation_ms:g} ms); set run.checkpoint_every = 0")
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """While inside, SIGINT (Ctrl-C) and SIGTERM set the yielded flag instead of raising; a second signal
-    stops at once. Outside the main thread nothing is installed."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.getsignal(s) for s in signals}
-
-    def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-
-    for s in signals:
-        signal.signal(s, handler)
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def write_checkpoint(exp: Experiment, out: Path) -> None:
     """Check the weights are sound, then replace ``out/checkpoint.pt`` atomically. Every rank of a
     distributed run calls this (the eye shards are gathered); only rank 0 writes."""
@@ -82,48 +41,72 @@ def write_checkpoint(exp: Experiment, out: Path) -> None:
 
 
 def run_in_folder(exp: Experiment, out: Path) -> dict[str, Any]:
-    """Simulate what is left of ``run.events`` with checkpoints in ``out``, probe, save everything.
+    """Simulate what is left of ``run.events`` with checkpoints in ``out``, checkpoint, probe, save everything.
 
-    Raises :class:`Interrupted` after writing a checkpoint when stopped by a signal, and
+    Raises :class:`Interrupted` when stopped by SIGINT or SIGTERM (after writing a checkpoint, or with the
+    complete simulation's checkpoint already on disk when the probe or the save was stopped), and
     :class:`DivergenceError` (naming layer, time and the last good checkpoint) when a layer diverges.
     """
     out = Path(out)
     check_checkpointable(exp)
-    if exp.world.is_main:
-        io.write_json(out / CONFIG, exp.config.to_dict())
-    saved = [exp.eye.event if (out / CHECKPOINT).exists() else None]
+    events = exp.config.run.events
+    saved = [exp.eye.event if (out / CHECKPOINT).exists() else None]  # restore() checked that one
 
     def checkpoint() -> None:
-        write_checkpoint(exp, out)
+        with signals.deferred():
+            write_checkpoint(exp, out)
         saved[0] = exp.eye.event
+
+    def kept() -> str:
+        return (f"the last good checkpoint ({out / CHECKPOINT}, event {saved[0]}) is kept" if saved[0] is not None
+                else "no checkpoint was written (set run.checkpoint_every)")
 
     if exp.config.log.tensorboard or exp.config.log.csv:
         exp.log_to(out)
-    with stop_on_signals() as stop:
+    with RunSignals() as signals:
+        if exp.world.is_main:
+            with signals.deferred():
+                io.write_json(out / CONFIG, exp.config.to_dict())
         try:
-            exp.simulate(stop=stop.is_set, pause_every=exp.config.run.checkpoint_every, on_pause=checkpoint)
+            exp.simulate(stop=signals.requested, pause_every=exp.config.run.checkpoint_every, on_pause=checkpoint)
+            if saved[0] != exp.eye.event:
+                checkpoint()  # the simulation's end (or the stopping point): on disk before the probe starts
         except DivergenceError as exc:
-            kept = (f"the last good checkpoint ({out / CHECKPOINT}, event {saved[0]}) is kept"
-                    if saved[0] is not None else "no checkpoint was written (set run.checkpoint_every)")
-            raise DivergenceError(f"{exc}; {kept}; no results.json written") from None
-        if stop.is_set():
-            checkpoint()
-            raise Interrupted(f"stopped at event {exp.eye.event} of {exp.config.run.events} "
-                              f"(t = {exp.eye.time:.0f} ms); checkpoint written to {out / CHECKPOINT}; "
-                              f"continue with: saccade-sim run --resume {out}")
-    results = exp.run()  # the simulation is done: this probes (with a bar when run.progress)
-    exp.save(out)
+            raise DivergenceError(f"{exc}; {kept()}; no results.json written") from None
+        except SignalStop as stop:
+            raise Interrupted(f"stopped at once by a second signal ({name(stop.signum)}) during event "
+                              f"{exp.eye.event}; {kept()}; continue with: saccade-sim run --resume {out}",
+                              stop.signum) from None
+        if signals.received is not None:
+            where = (f"stopped at event {exp.eye.event} of {events} (t = {exp.eye.time:.0f} ms)"
+                     if exp.eye.event < events else f"the simulation is complete ({events} events)")
+            raise Interrupted(f"{where}; checkpoint written to {out / CHECKPOINT}; "
+                              f"continue with: saccade-sim run --resume {out}", signals.received)
+        try:
+            with signals.immediate():
+                results = exp.run()  # the simulation is done: this probes (with a bar when run.progress)
+                exp.save(out)
+        except SignalStop as stop:
+            raise Interrupted(f"{name(stop.signum)} during the probe or the save: the simulation is complete "
+                              f"({events} events) and checkpointed in {out / CHECKPOINT}, no results.json "
+                              f"written; finish the probe and the save with: saccade-sim run --resume {out}",
+                              stop.signum) from None
     return results
 
 
 RESUMABLE = ("run.events", "run.progress", "run.checkpoint_every", "run.check_every", "run.max_weight_norm",
-             "log.tensorboard", "log.csv")
+             "log.tensorboard", "log.csv", "run.threads")
 
 
 def load_checkpoint(out: Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Config]:
     """Read ``out/checkpoint.pt`` (``weights_only``) and its configuration with ``overrides`` applied;
     ``overrides`` may change only the keys in :data:`RESUMABLE` (e.g. extend ``run.events``)."""
     path = Path(out) / CHECKPOINT
+    require_folder(out, "--resume")
+    if not path.exists() and (Path(out) / CONFIG).exists():
+        raise DataError(f"{path}: no checkpoint here: the run in {out} ended before its first checkpoint (killed, "
+                        "or run.checkpoint_every = 0 and never stopped cleanly), so there is nothing to resume; "
+                        f"start it again with --out {out} --overwrite")
     state = io.load_torch(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
@@ -146,6 +129,11 @@ def restore(out: Path, state: dict[str, Any], cfg: Config) -> Experiment:
     except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: does not fit the experiment it describes "
                         f"({type(exc).__name__}: {exc})") from None
+    try:
+        exp.verify()
+    except DivergenceError as exc:
+        raise DivergenceError(f"{path}: the saved weights already fail the divergence check ({exc}); "
+                              "nothing was changed") from None
     if exp.eye.event > exp.config.run.events:
         raise ConfigError(f"run.events: {exp.config.run.events} is fewer than the {exp.eye.event} events "
                           f"already simulated in {path}")

@@ -11,20 +11,22 @@ import argparse
 import os
 import shlex
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from .compat import UnusableTorch, require_torch
 from .errors import DivergenceError, Interrupted, SaccadeSimError
 from .provenance import COMMAND_VARIABLE
 
-#: exit statuses: 0 done, 2 usage / configuration / data error, 3 a layer diverged (a result, not a typo),
-#: 130 interrupted (a checkpoint was written first when the run had started)
-EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+#: exit statuses: 0 done, 2 usage / configuration / data / output error, 3 a layer diverged (a result, not a
+#: typo), 128 + signal number when stopped by a signal: 130 SIGINT (Ctrl-C), 143 SIGTERM (a checkpoint was
+#: written first when the run had started)
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 3, 130, 143
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import checkpoint, distributed
+    from . import checkpoint, distributed, runfolder
     from .analysis.probe import probe_table
     from .config import load
     from .errors import ConfigError
@@ -33,29 +35,42 @@ def _run(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.checkpoint_every is not None:
         overrides.append(f"run.checkpoint_every={args.checkpoint_every}")
+    if args.threads is not None:
+        overrides.append(f"run.threads={args.threads}")
     if args.quiet:
         overrides.append("run.progress=false")
-    if args.resume:
-        if args.config or args.out or args.overwrite:
-            raise ConfigError("--resume DIR continues the run in DIR with its saved configuration; "
-                              "do not pass CONFIG, --out or --overwrite with it")
-        out = Path(args.resume)
-        state, cfg = checkpoint.load_checkpoint(out, overrides)
-    else:
-        cfg = load(args.config, overrides)
-        out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
-    world = distributed.init_from_env(cfg.distributed, cfg.device)  # torchrun: join the ranks
-    try:
+    first_rank = os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 (or the only process): the folder's writer
+    with ExitStack() as held:  # unwound last-in first-out: folder lock, process group
+        if args.resume:
+            if args.config or args.out or args.overwrite:
+                raise ConfigError("--resume DIR continues the run in DIR with its saved configuration; "
+                                  "do not pass CONFIG, --out or --overwrite with it")
+            out = Path(args.resume)
+            runfolder.require_folder(out, "--resume")
+            if first_rank:
+                held.enter_context(runfolder.lock(out))  # one writer per run folder, before reading it
+            state, cfg = checkpoint.load_checkpoint(out, overrides)
+        else:
+            cfg = load(args.config, overrides)
+            out = Path(args.out or f"runs/{cfg.rule.name}-{cfg.data.modality}-seed{cfg.seed}")
+            if first_rank:
+                runfolder.check_out(out, args.overwrite)  # early; checked again under the lock
+        if cfg.run.threads:
+            import torch
+
+            torch.set_num_threads(cfg.run.threads)
+        world = distributed.init_from_env(cfg.distributed, cfg.device)  # torchrun: join the ranks
+        held.callback(distributed.shutdown)
         if args.resume:
             exp = checkpoint.restore(out, state, cfg)
         else:
             exp = Experiment(cfg)  # bad data or config fail here, before the folder is touched
             checkpoint.check_checkpointable(exp)
             if world.is_main:
-                checkpoint.prepare_folder(out, args.overwrite)
+                runfolder.create(out)
+                held.enter_context(runfolder.lock(out))
+                runfolder.prepare(out, args.overwrite)
         results = checkpoint.run_in_folder(exp, out)
-    finally:
-        distributed.shutdown()
     if not world.is_main:
         return 0
     print(probe_table(results))
@@ -83,6 +98,9 @@ def _analyze(args: argparse.Namespace) -> int:
     from .analysis.report import analyze
 
     summary = analyze(args.run_dir, stimuli=args.stimuli, max_units=args.max_units, progress=not args.quiet)
+    if not summary["complete"]:
+        print(f"saccade-sim: note: {args.run_dir} is an unfinished run (no results.json): analysed the weights at "
+              f"event {summary['events']} of {summary['run_events']}", file=sys.stderr)
     for name, layer in summary["layers"].items():
         stats = (f"mean Gabor R2 {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean OSI "
                  f"{layer['osi'][0]} (random {layer['osi'][1]})") if "orientation" not in layer else layer["orientation"]
@@ -138,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=int, metavar="N",
                      help="write checkpoint.pt every N glimpse events (sets run.checkpoint_every)")
     run.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR from its checkpoint")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="torch CPU threads (sets run.threads; 0 = torch's default, one per core)")
     run.set_defaults(func=_run)
     swp = sub.add_parser("sweep", help="run every combination of a grid of settings over several seeds, each in "
                                        "its own run folder (resumable), and tabulate them")
@@ -182,22 +202,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from .signals import SIGNALS, SignalStop, name, terminate_raises
+
     try:
         args = build_parser().parse_args(argv)
         require_torch()
-        return args.func(args)
+        with terminate_raises():  # SIGTERM outside a run's own handling stops like Ctrl-C, cleanups run
+            return args.func(args)
     except UnusableTorch as exc:
         print(f"saccade-sim: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Interrupted as exc:
         print(f"saccade-sim: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum
     except DivergenceError as exc:
         print(f"saccade-sim: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
     except SaccadeSimError as exc:
         print(f"saccade-sim: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("saccade-sim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, SignalStop) else SIGNALS[0]
+        print(f"saccade-sim: stopped by {name(signum)}; no training was in progress (nothing to resume)",
+              file=sys.stderr)
+        return 128 + signum

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import sys
 import types
 import typing
@@ -50,6 +52,14 @@ class DataConfig:
     crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
     crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
 
+    def validate(self, path: str) -> None:
+        for key in ("label_pattern", "group_pattern"):
+            try:
+                re.compile(getattr(self, key))
+            except re.error as exc:
+                raise ConfigError(f"{path}.{key}: not a valid regular expression {getattr(self, key)!r} "
+                                  f"({exc})") from None
+
 
 @dataclass
 class EyeConfig:
@@ -58,7 +68,13 @@ class EyeConfig:
     fixation_ms: float = 200.0  #: simulated duration of one fixation
     jump_prob: float = 0.3  #: per eye and fixation, probability of a saccade to another stimulus
     dwell: int = 0  #: fixations per stimulus before moving on (0 = one pass over the gaze grid)
-    shards: int = 1  #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs)
+    #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs); "auto" = one
+    #: per rank (1 in a single process), fixed at the start of the run (config.json records the number)
+    shards: int | str = "auto"
+
+    def shard_count(self, ranks: int = 1) -> int:
+        """``shards`` as a number: "auto" is one logical shard per rank."""
+        return ranks if self.shards == "auto" else self.shards
 
 
 @dataclass
@@ -147,6 +163,9 @@ class RunConfig:
     check_every: int = 100  #: events between divergence checks (each costs one host sync)
     checkpoint_every: int = 0  #: events between checkpoints (0 = only at the end)
     max_weight_norm: float = 1e4  #: a layer whose weight norm exceeds this has diverged
+    #: torch CPU threads, applied by ``saccade-sim run`` (also ``--threads N``; 0 = torch's default, one per
+    #: core). Default 1: on 2 cores, 2 threads simulated the default experiment 18x slower (docs/threads.md)
+    threads: int = 1
     compile: str = "none"  #: "none", or each layer's per-event step through torch.compile: a mode (COMPILE_MODES)
 
 
@@ -182,9 +201,12 @@ class MonitorSpec:
     every_ms: float = 0.0  #: sample at most once per this many simulated ms (0 = use ``every``)
     max_len: int = 1000  #: ring-buffer length: the newest max_len samples are kept
     eyes: list[int] = field(default_factory=list)  #: record only these eyes of the batch (empty = all)
-    name: str = ""  #: file name stem (default TARGET_QUANTITY)
+    name: str = ""  #: file name stem (default TARGET_QUANTITY): letters, digits, "_", "-", "." (not first)
 
     def validate(self, path: str) -> None:
+        if self.name and not SAFE_NAME.fullmatch(self.name):
+            raise ConfigError(f"{path}.name: {self.name!r} cannot be a file name (record_NAME.npz); use letters, "
+                              "digits, '_', '-' and '.' (not first), at most 100 characters")
         valid = EYE_QUANTITIES if self.target == "eye" else LAYER_QUANTITIES
         if self.quantity not in valid:
             raise ConfigError(f"{path}.quantity: unknown value {self.quantity!r} for target {self.target!r}; "
@@ -196,6 +218,8 @@ class MonitorSpec:
             raise ConfigError(f"{path}.eyes: eye indices must be >= 0, got {self.eyes}")
 
 
+#: A name that is safe as (part of) a file name in the run folder.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 #: What a monitor can record from the eye's channel and from a layer's channel.
 EYE_QUANTITIES = ("glimpse", "gaze", "modulator", "stimulus")
 LAYER_QUANTITIES = ("activity", "weights", "dendrite", "loss", "modulator")
@@ -269,11 +293,17 @@ def _plain(value: Any) -> Any:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(tp):
-            if option is type(None) and value is None:
-                return None
+        if value is None and type(None) in typing.get_args(tp):
+            return None
         options = [t for t in typing.get_args(tp) if t is not type(None)]
-        return _coerce(value, options[0], key)
+        for option in options[:-1]:
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                pass
+        if len(options) > 1 and not isinstance(value, options[-1]):
+            raise ConfigError(f"{key}: expected {' or '.join(t.__name__ for t in options)}, got {value!r}")
+        return _coerce(value, options[-1], key)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -285,6 +315,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return build(tp, value, key)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     if tp is Any or isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise ConfigError(f"{key}: expected {'a table' if tp is dict else getattr(tp, '__name__', tp)}, got {value!r}")
@@ -428,21 +460,29 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.eye.batch, "eye.batch")
     _positive(cfg.eye.fixation_ms, "eye.fixation_ms")
     _positive(cfg.eye.dwell, "eye.dwell", allow_zero=True)
-    _positive(cfg.eye.shards, "eye.shards")
-    if cfg.eye.batch % cfg.eye.shards:
-        raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
+    if isinstance(cfg.eye.shards, str):
+        _choice(cfg.eye.shards, ("auto",), "eye.shards")
+    else:
+        _positive(cfg.eye.shards, "eye.shards")
+        if cfg.eye.batch % cfg.eye.shards:
+            raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
     _positive(cfg.run.events, "run.events")
     _positive(cfg.run.check_every, "run.check_every")
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
     _choice(cfg.run.compile, COMPILE_MODES, "run.compile")
+    _positive(cfg.run.max_weight_norm, "run.max_weight_norm")
+    _positive(cfg.run.threads, "run.threads", allow_zero=True)
     for i, (rule, _) in enumerate([(cfg.rule, None), *cfg.layer_rules]):
         key = "rule" if i == 0 else f"rule.layers[{i - 1}]"
         _positive(rule.lr, f"{key}.lr", allow_zero=True)
         _positive(rule.update_every, f"{key}.update_every")
         _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
     _positive(cfg.probe.pool, "probe.pool")
+    _positive(cfg.probe.batch, "probe.batch")
+    _positive(cfg.probe.train, "probe.train", allow_zero=True)
+    _positive(cfg.probe.test, "probe.test", allow_zero=True)
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
     _choice(cfg.probe.classifier, ("ridge", "linear"), "probe.classifier")
     _positive(cfg.probe.epochs, "probe.epochs")
@@ -453,6 +493,8 @@ def _check_values(cfg: Config) -> None:
     _positive(cfg.data.zca_eps, "data.zca_eps")
     _positive(cfg.data.crop_size, "data.crop_size")
     _positive(cfg.data.crops_per_photo, "data.crops_per_photo")
+    _positive(cfg.data.train_limit, "data.train_limit", allow_zero=True)
+    _positive(cfg.data.test_limit, "data.test_limit", allow_zero=True)
     if cfg.data.test_groups and not cfg.data.group_pattern:
         raise ConfigError("data.test_groups: needs data.group_pattern (the regex that finds each file's group)")
     if not 0.0 < cfg.data.test_fraction < 1.0:
@@ -482,6 +524,10 @@ def _check_values(cfg: Config) -> None:
         if spec.delay_ms >= cfg.eye.fixation_ms:
             raise ConfigError(f"{key}.delay_ms: must be shorter than eye.fixation_ms "
                               f"({cfg.eye.fixation_ms}), got {spec.delay_ms}")
+    for i, spec in enumerate(cfg.record.monitors):
+        if spec.eyes and max(spec.eyes) >= cfg.eye.batch:
+            raise ConfigError(f"record.monitors[{i}].eyes: eye {max(spec.eyes)} does not exist; eye.batch is "
+                              f"{cfg.eye.batch} (eyes 0-{cfg.eye.batch - 1})")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise ConfigError(f"device: unknown value {cfg.device!r}; valid choices: cpu, cuda, cuda:N")
 
@@ -523,7 +569,9 @@ def read_tree(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give a config file (a run folder's config.json re-runs it)") from None
+        raise ConfigError(f"{path}: is a folder, not a config file (a run folder's config.json re-runs it)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(tree, dict):

@@ -17,6 +17,9 @@ from .errors import ConfigError, DataError
 from .modalities.base import Deferred, Modality, RawStimuli
 from .registry import DATASETS
 
+#: labels are class indices 0..C-1; more classes than this is taken for a mistake (e.g. ids used as labels)
+MAX_CLASSES = 100_000
+
 
 @dataclass
 class Split:
@@ -84,7 +87,11 @@ def _labels(names: list[str]) -> tuple[np.ndarray, list[str]]:
 def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.random.Generator) -> Split:
     """``x`` [N, ...] and ``y`` int [N], optional ``x_test``/``y_test``; shapes checked by the modality."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy (one bare array) under a .npz name
+            raise DataError(f"{path}: not a .npz archive of named arrays (it holds one bare array, as a .npy "
+                            "does); save it with np.savez(path, x=..., y=...)")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
@@ -104,6 +111,9 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
             raise DataError(f"{path}:{xk}: no stimuli")
         if y.min() < 0:
             raise DataError(f"{path}:{yk}: labels must be >= 0, found {int(y.min())}")
+        if y.max() >= MAX_CLASSES:
+            raise DataError(f"{path}:{yk}: label {int(y.max())} is not a class index: labels must be 0..C-1 "
+                            f"with at most {MAX_CLASSES} classes")
         return RawStimuli(x, y.astype(np.int64))
 
     train = part("x", "y")
@@ -111,11 +121,20 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
         if "y_test" not in arrays:
             raise DataError(f"{path}: has 'x_test' but no 'y_test'")
         test = part("x_test", "y_test")
+        if arrays["x_test"].shape[1:] != arrays["x"].shape[1:]:
+            raise DataError(f"{path}: x_test items have shape {arrays['x_test'].shape[1:]} but x items "
+                            f"{arrays['x'].shape[1:]}; both parts must hold stimuli of one shape")
     else:
         tr, te = stratified_split(train.y, cfg.test_fraction, rng)
         train, test = train.subset(tr), train.subset(te)
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else \
-        [str(c) for c in range(int(max(train.y.max(), test.y.max())) + 1)]
+    n_classes = int(np.concatenate([train.y, test.y]).max()) + 1
+    names = arrays.get("classes")
+    if names is not None and names.ndim != 1:
+        raise DataError(f"{path}:classes: expected one name per class [C], got shape {names.shape}")
+    if names is not None and len(names) < n_classes:
+        raise DataError(f"{path}:classes: {len(names)} names but the labels go up to {n_classes - 1} "
+                        f"(need at least {n_classes})")
+    classes = [str(c) for c in (range(n_classes) if names is None else names)]
     unlabelled = None
     if cfg.unlabelled and "x_unlabelled" in arrays:
         x = arrays["x_unlabelled"]
@@ -234,7 +253,7 @@ def load_torchvision(name: str, cfg: DataConfig, modality: type[Modality]) -> Sp
 
     source = f"data.source: 'tv:{name}'"
     cls = getattr(tvd, name, None)
-    if cls is None or not isinstance(cls, type) or not issubclass(cls, tvd.VisionDataset):
+    if cls is None or name.startswith("_") or not isinstance(cls, type) or not issubclass(cls, tvd.VisionDataset):
         raise ConfigError(f"{source}: torchvision has no dataset class {name!r}")
     if cls in (tvd.ImageFolder, tvd.DatasetFolder):
         raise ConfigError(f"{source}: for a folder of images (one sub-folder per class) set data.source to the "
@@ -356,16 +375,23 @@ def load(cfg: DataConfig, modality: type[Modality], options, seed: int, train=No
         split = load_torchaudio(source[3:], cfg, modality, options, rng)
     else:
         path = Path(source).expanduser()
-        if path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as exc:  # e.g. a name too long
+            raise ConfigError(f"data.source: {source!r}: {exc.strerror or exc}") from None
+        if is_dir:
             split = load_folder(path, modality, cfg, options, rng)
         elif path.suffix == ".npz":
-            if not path.exists():
+            if not exists:
                 raise DataError(f"{path}: file not found (data.source)")
             split = load_npz(path, modality, cfg, rng)
         else:
-            hint = "no such file or folder" if not path.exists() else "not a .npz file or a folder"
+            hint = "no such file or folder" if not exists else "not a .npz file or a folder"
             raise ConfigError(f"data.source: {source!r}: {hint}; registered datasets: "
                               f"{', '.join(DATASETS.names())}, tv:NAME for torchvision, ta:NAME for torchaudio")
+    if not len(split.train) or not len(split.test):
+        raise DataError(f"data.source {source}: {len(split.train)} training and {len(split.test)} test stimuli; "
+                        "both parts need at least one (held out per class: a class needs 2 stimuli to give one)")
     limit_rng = np.random.default_rng(stream_seed(seed, "data-limit"))
     return Split(_limit(split.train, cfg.train_limit, limit_rng).read(),
                  _limit(split.test, cfg.test_limit, limit_rng).read(), split.classes,

@@ -18,4 +18,18 @@ class DivergenceError(SaccadeSimError):
 
 
 class Interrupted(SaccadeSimError):
-    """The run was stopped (Ctrl-C / SIGTERM) after writing a checkpoint (the message says how to resume)."""
+    """The run was stopped (Ctrl-C / SIGTERM) after writing a checkpoint (the message says how to resume).
+    ``signum`` is the signal that stopped it; the CLI exits with ``128 + signum`` (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class OutputError(SaccadeSimError):
+    """The run folder or a file in it cannot be written (permissions, a file in the way, a full disk); the
+    message names the path and the system's reason, and says what was kept."""
+
+
+class FolderBusyError(OutputError):
+    """Another process is writing the run folder (it holds the folder's lock); nothing was touched."""

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -19,10 +20,10 @@ import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
-from . import datasets, distributed, io, provenance
+from . import datasets, distributed, io, provenance, runfolder
 from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .eye import Eye
 from .hostsync import deliberate
 from .monitors import build_monitors, save_recordings
@@ -81,13 +82,30 @@ class Experiment:
             cfg.data.source = f"python:{type(train).__name__}"
         self.config = cfg
         self.world = distributed.world()
+        if cfg.eye.shards == "auto":  # one logical shard per rank, fixed from here on (checkpoints record it)
+            if cfg.eye.batch % self.world.size:
+                raise ConfigError(f"eye.batch: {cfg.eye.batch} eyes cannot be split evenly over {self.world.size} "
+                                  f"ranks; set eye.batch to a multiple of {self.world.size}")
+            shards = cfg.eye.shard_count(self.world.size)
+            cfg = dataclasses.replace(cfg, eye=dataclasses.replace(cfg.eye, shards=shards))
+        self.config = cfg
         self.device = resolve_device(distributed.local_device(cfg.device, self.world))
         modality_cls = MODALITIES.get(cfg.data.modality, "data.modality")
         self.split = datasets.load(cfg.data, modality_cls, cfg.glimpse, cfg.seed, train, test)
+        labels = np.unique(np.concatenate([self.split.train.y, self.split.test.y]))
+        if cfg.probe.enabled and len(labels) < 2:
+            raise DataError(f"data.source {cfg.data.source}: every stimulus has label {labels[0]}; the probe needs at "
+                            "least 2 classes (set probe.enabled = false to train without it)")
         labelled = len(self.split.train)
         seen = [self.split.train] + ([self.split.unlabelled] if self.split.unlabelled is not None else [])
-        train = torch.cat([modality_cls.prepare(part, cfg.glimpse) for part in seen])  # what the eyes see
+        prepared = [modality_cls.prepare(part, cfg.glimpse) for part in seen]
         test = modality_cls.prepare(self.split.test, cfg.glimpse)
+        for what, part in (("test", test), *(("unlabelled", p) for p in prepared[1:])):
+            if part.shape[1:] != prepared[0].shape[1:]:
+                raise DataError(f"data.source {cfg.data.source}: {what} stimuli have shape {tuple(part.shape[1:])} "
+                                f"but training stimuli {tuple(prepared[0].shape[1:])} (after data preparation); all "
+                                "parts must have the same stimulus shape")
+        train = torch.cat(prepared)  # what the eyes see
         if cfg.data.normalize in ("standard", "zca"):
             mean, std = train.mean(), train.std().clamp_min(1e-8)
             train, test = (train - mean) / std, (test - mean) / std
@@ -442,16 +460,17 @@ class Experiment:
         out = Path(out)
         if not self.world.is_main:
             return out
-        out.mkdir(parents=True, exist_ok=True)
-        io.write_json(out / "config.json", self.config.to_dict())
-        io.save_torch(out / "checkpoint.pt", state)
-        keys = sorted({k for h in self.history for k in h})
-        io.save_npz(out / "history.npz",
-                    {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
-        learning_curve(self.history, out / "learning_curve.png")
-        save_recordings(self.monitors, out)
-        if self.decoding:
-            io.write_json(out / "decoding.json", self.decoding)
-        if hasattr(self, "results"):
-            io.write_json(out / "results.json", self.results)
+        runfolder.create(out)
+        with runfolder.lock(out):  # one writer per folder (re-entrant: the CLI already holds it)
+            io.write_json(out / "config.json", self.config.to_dict())
+            io.save_torch(out / "checkpoint.pt", state)
+            keys = sorted({k for h in self.history for k in h})
+            io.save_npz(out / "history.npz",
+                        {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
+            learning_curve(self.history, out / "learning_curve.png")
+            save_recordings(self.monitors, out)
+            if self.decoding:
+                io.write_json(out / "decoding.json", self.decoding)
+            if hasattr(self, "results"):
+                io.write_json(out / "results.json", self.results)
         return out

@@ -105,15 +105,16 @@ class Eye:
     def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
                  cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0,
                  block_events: int = 0) -> None:
-        if len(store) < cfg.shards:
-            raise ConfigError(f"eye.shards: {cfg.shards} shards need at least as many training stimuli, "
+        n_shards = cfg.shard_count()
+        if len(store) < n_shards:
+            raise ConfigError(f"eye.shards: {n_shards} shards need at least as many training stimuli, "
                               f"got {len(store)}")
         self.modality = modality
         self.store = store
         self.labels = labels
         self.policy = policy
-        self.shard_ids = list(range(cfg.shards) if shards is None else shards)
-        self.per_shard = cfg.batch // cfg.shards
+        self.shard_ids = list(range(n_shards) if shards is None else shards)
+        self.per_shard = cfg.batch // n_shards
         self.batch = self.per_shard * len(self.shard_ids)
         self.jump_prob = cfg.jump_prob
         self.dwell = cfg.dwell or modality.space.size
@@ -121,7 +122,7 @@ class Eye:
         self.event = 0  # fixations so far
         self.time = 0.0  # simulated time (ms) of the last fixation
         everything = torch.arange(len(store))
-        self.streams = [StimulusStream(everything[s::cfg.shards], generator(seed, "eye", s)) for s in self.shard_ids]
+        self.streams = [StimulusStream(everything[s::n_shards], generator(seed, "eye", s)) for s in self.shard_ids]
         # CPU, as of the last event drawn: each eye's stimulus, presentation view and presentation draws
         self.stimulus = torch.zeros(self.batch, dtype=torch.long)
         self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)

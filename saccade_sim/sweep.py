@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from . import io
-from .checkpoint import CHECKPOINT, CONFIG, RESULTS, load_checkpoint, prepare_folder, restore, run_in_folder
+from . import io, runfolder
+from .checkpoint import CHECKPOINT, CONFIG, RESULTS, load_checkpoint, restore, run_in_folder
 from .config import parse_value, read_tree, resolve, set_key
 from .errors import ConfigError, DivergenceError, Interrupted, SaccadeSimError
 from .progress import bar as progress_bar
@@ -173,9 +173,11 @@ def plan(base: Mapping[str, Any], combos: Sequence[tuple[str, dict[str, Any]]], 
             tree["seed"] = seed
             set_key(tree, "run.progress", False, where="sweep")
             try:
-                resolved = resolve(tree).to_dict()
+                cfg = resolve(tree)
             except ConfigError as exc:
                 raise ConfigError(f"sweep combination {label!r}, seed {seed}: {exc}") from None
+            resolved = cfg.to_dict()
+            resolved["eye"]["shards"] = cfg.eye.shard_count()  # as the run saves it: one process, "auto" = 1 shard
             runs.append(SweepRun(label, values, seed, out / name / f"seed{seed}", resolved))
     return runs
 
@@ -201,14 +203,16 @@ def run_one(folder: str, tree: dict[str, Any], threads: int = 1) -> dict[str, An
 
     torch.set_num_threads(threads)
     out = Path(folder)
-    same = (out / CONFIG).exists() and json.loads((out / CONFIG).read_text()) == tree
-    if same and (out / CHECKPOINT).exists():
-        state, cfg = load_checkpoint(out)
-        exp = restore(out, state, cfg)
-    else:
-        exp = Experiment(resolve(tree))
-        prepare_folder(out, overwrite=True)
-    return run_in_folder(exp, out)
+    runfolder.create(out)
+    with runfolder.lock(out):  # one writer per run folder, as for `saccade-sim run`
+        same = (out / CONFIG).exists() and json.loads((out / CONFIG).read_text()) == tree
+        if same and (out / CHECKPOINT).exists():
+            state, cfg = load_checkpoint(out)
+            exp = restore(out, state, cfg)
+        else:
+            exp = Experiment(resolve(tree))
+            runfolder.prepare(out, overwrite=True)
+        return run_in_folder(exp, out)
 
 
 def _ignore_sigint(threads: int) -> None:

@@ -29,6 +29,19 @@ def _threads():
     yield
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_process(args, **popen):
+    """``python -m saccade_sim ARGS`` as a separate process (2 torch threads), stdout/stderr piped as text."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen([sys.executable, "-m", "saccade_sim", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
 def run_and_resumed_run(cfg: dict, stop_at: int, folder: Path):
     """The uninterrupted run of ``cfg`` and the same run stopped after ``stop_at`` events, checkpointed into
     ``folder``, resumed and finished; the caller compares them. Returns (uninterrupted, resumed)."""

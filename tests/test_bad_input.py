@@ -76,6 +76,34 @@ CONFIG_CASES = {
     "missing data file": (["--set", "data.source=/nonexistent/x.npz"], ["/nonexistent/x.npz", "not found"]),
     "checkpoint delays too long": (digits("--set", "network.layers=[{delay_ms=150}, {kind='dense', delay_ms=100}]",
                                           "--checkpoint-every", "2"), ["run.checkpoint_every", "delay_ms"]),
+    # issue 19: values that used to crash, run as nonsense, or be misreported
+    "NaN learning rate": (digits("--set", "rule.lr=nan"), ["rule.lr: must be a finite number", "nan"]),
+    "NaN fixation": (digits("--set", "eye.fixation_ms=nan"), ["eye.fixation_ms: must be a finite number"]),
+    "infinite fixation": (digits("--set", "eye.fixation_ms=inf"), ["eye.fixation_ms: must be a finite number", "inf"]),
+    "NaN plugin option": (digits("--set", "rule.margin=nan"), ["rule.margin: must be a finite number"]),
+    "zero probe batch": (digits("--set", "probe.batch=0"), ["probe.batch: must be > 0", "0"]),
+    "negative probe batch": (digits("--set", "probe.batch=-1"), ["probe.batch: must be > 0", "-1"]),
+    "negative probe.train": (digits("--set", "probe.train=-1"), ["probe.train: must be >= 0", "-1"]),
+    "negative data.train_limit": (digits("--set", "data.train_limit=-1"), ["data.train_limit: must be >= 0"]),
+    "negative glimpse.size": (digits("--set", "glimpse.size=-1"), ["glimpse.size: must be >= 0", "-1"]),
+    "negative max_weight_norm": (digits("--set", "run.max_weight_norm=-1"), ["run.max_weight_norm: must be > 0"]),
+    "NaN max_weight_norm": (digits("--set", "run.max_weight_norm=nan"), ["run.max_weight_norm: must be a finite"]),
+    "negative threads": (digits("--threads", "-1"), ["run.threads: must be >= 0", "-1"]),
+    "bad eye.shards word": (digits("--set", "eye.shards=many"), ["eye.shards: unknown value 'many'", "auto"]),
+    "eye.shards of the wrong type": (digits("--set", "eye.shards=2.5"), ["eye.shards: expected int or str", "2.5"]),
+    "bad label regex": (["--set", f"data.source={data_path('natural')}", "--set", "data.label_pattern=(["],
+                        ["data.label_pattern: not a valid regular expression", "'(['"]),
+    "monitor eye out of range": (digits("--set", 'record.monitors=[{target="eye", quantity="gaze", eyes=[5]}]'),
+                                 ["record.monitors[0].eyes: eye 5 does not exist", "eye.batch is 2"]),
+    "monitor name escaping the folder": (
+        digits("--set", 'record.monitors=[{target="eye", quantity="gaze", name="../../escape"}]'),
+        ["record.monitors[0].name: '../../escape' cannot be a file name"]),
+    "torchvision module, not a dataset": (["--set", "data.source=tv:utils", "--set", "data.root=/tmp"],
+                                          ["torchvision has no dataset class 'utils'"]),
+    "torchvision FakeData": (["--set", "data.source=tv:FakeData", "--set", "data.root=/tmp"],
+                             ["torchvision.datasets.FakeData is not a classification dataset with train/test parts"]),
+    "torchvision ImageFolder": (["--set", "data.source=tv:ImageFolder", "--set", "data.root=/tmp"],
+                                ["'tv:ImageFolder': for a folder of images", "set data.source to the folder's path"]),
 }
 
 
@@ -126,6 +154,21 @@ NPZ_CASES = {
     "x_test without y_test": (dict(x=_x(), y=np.zeros(20, np.int64), x_test=_x()), ["'x_test' but no 'y_test'"]),
     "object array (pickle)": (dict(x=np.array([_x(1)[0], "s"], dtype=object), y=np.zeros(2, np.int64)),
                               ["not a readable .npz file"]),
+    # issue 19
+    "x_test of another image size": (dict(x=_x(), y=np.arange(20) % 2, x_test=np.zeros((4, 9, 9), np.uint8),
+                                          y_test=np.zeros(4, np.int64)),
+                                     ["x_test items have shape (9, 9) but x items (8, 8)"]),
+    "classes shorter than the labels": (dict(x=_x(), y=np.arange(20) % 4, classes=np.array(["a", "b"])),
+                                        [":classes: 2 names but the labels go up to 3"]),
+    "0-d classes": (dict(x=_x(), y=np.arange(20) % 2, classes=np.array("ab")),
+                    [":classes: expected one name per class [C], got shape ()"]),
+    "one stimulus": (dict(x=_x(1), y=np.zeros(1, np.int64)), ["1 training and 0 test stimuli"]),
+    "one class only": (dict(x=_x(5), y=np.full(5, 3)), ["every stimulus has label 3", "at least 2 classes"]),
+    "three stimuli of three classes": (dict(x=_x(3), y=np.arange(3)), ["3 training and 0 test stimuli"]),
+    "a label of 2**40": (dict(x=_x(), y=np.r_[2**40, np.zeros(19, np.int64)]),
+                         [":y: label 1099511627776 is not a class index"]),
+    "x_unlabelled of another image size": (dict(x=_x(), y=np.arange(20) % 2, x_unlabelled=np.zeros((4, 9, 9), np.uint8)),
+                                           ["unlabelled stimuli have shape (1, 9, 9) but training stimuli (1, 8, 8)"]),
 }
 
 
@@ -136,6 +179,13 @@ def test_bad_npz_is_named(name, tmp_path, capsys):
     assert_refused(capsys, tmp_path / "out", [str(path), *fragments], "--set", f"data.source={path}",
                    "--set", "glimpse.patch=4")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_npy_under_a_npz_name_is_named(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", _x())
+    path = (tmp_path / "x.npy").rename(tmp_path / "x.npz")
+    assert_refused(capsys, tmp_path / "out", [f"{path}: not a .npz archive of named arrays"],
+                   "--set", f"data.source={path}")
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"garbage"], ids=["empty", "truncated", "garbage"])

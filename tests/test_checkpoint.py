@@ -1,12 +1,8 @@
 """Reproducibility and checkpoint/resume: seeded streams, bit-identical resume (in process and after
 SIGKILL / Ctrl-C of the CLI), crash-safe writes, divergence stops that keep the last good checkpoint."""
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +13,7 @@ from saccade_sim.checkpoint import resume
 from saccade_sim.cli import main
 from saccade_sim.experiment import TIMING_FIELDS, Experiment
 from saccade_sim.seeding import eye_generator
-from conftest import data_path
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import cli_process, data_path
 
 
 def config(**run):
@@ -169,9 +163,7 @@ CLI_RUN = ["--quiet", "--set", f"data.source={data_path('digits8x8.npz')}", "--s
 
 
 def _cli(args, **popen):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    return subprocess.Popen([sys.executable, "-m", "saccade_sim", "run", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return cli_process(["run", *args], **popen)
 
 
 def _event_of(path):
@@ -210,9 +202,9 @@ def _kill_and_resume(tmp_path, capsys, stops, glimpses, every):
     for event, sig in stops:
         proc = _cli(args)
         _, err = _stop_after(proc, out / "checkpoint.pt", event, sig)
-        assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
+        assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + sig), err
         assert not (out / "results.json").exists()
-        if sig == signal.SIGINT:  # Ctrl-C: a clean stop with a checkpoint at the stopping point
+        if sig != signal.SIGKILL:  # Ctrl-C, SIGTERM: a clean stop with a checkpoint at the stopping point
             assert f"checkpoint written to {out / 'checkpoint.pt'}" in err and f"--resume {out}" in err, err
             assert f"stopped at event {_event_of(out / 'checkpoint.pt')} " in err
         args = ["--resume", str(out), "--quiet"]
@@ -228,13 +220,13 @@ def _kill_and_resume(tmp_path, capsys, stops, glimpses, every):
 
 
 def test_sigkill_and_ctrl_c_then_resume_equal_an_uninterrupted_run(tmp_path, capsys):
-    _kill_and_resume(tmp_path, capsys, [(10, signal.SIGKILL), (30, signal.SIGINT), (50, signal.SIGKILL)],
-                     glimpses=120, every=10)
+    _kill_and_resume(tmp_path, capsys, [(10, signal.SIGKILL), (30, signal.SIGINT), (50, signal.SIGTERM),
+                                         (70, signal.SIGKILL)], glimpses=120, every=10)
 
 
 @pytest.mark.slow
 def test_many_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, capsys):
-    stops = [(e, signal.SIGKILL if i % 3 else signal.SIGINT) for i, e in enumerate(range(5, 400, 40))]
+    stops = [(e, (signal.SIGINT, signal.SIGKILL, signal.SIGTERM)[i % 3]) for i, e in enumerate(range(5, 400, 40))]
     _kill_and_resume(tmp_path, capsys, stops, glimpses=600, every=5)
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -162,3 +163,20 @@ def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_on
     for a, b in zip(resumed.agents, straight.agents):
         torch.testing.assert_close(a.layer.weight, b.layer.weight, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a.rule.pred, b.rule.pred, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.distributed
+def test_torchrun_runs_the_default_config_on_two_ranks(tmp_path):
+    """eye.shards = "auto" (the default) gives one logical shard per rank, recorded in config.json."""
+    proc = torchrun(tmp_path / "two", {"run": {"events": 2}, "probe": {"train": 24, "test": 12}})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["eye"]["shards"] == 2 and config["eye"]["batch"] == 16
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["glimpses"] == 2 * 16
+
+
+def test_auto_shards_are_one_per_rank_and_need_an_even_split():
+    assert Experiment({"run": {"events": 1}, "data": {"crops_per_photo": 4}}).config.eye.shards == 1
+    with pytest.raises(ConfigError, match="eye.batch: 16 eyes cannot be split evenly over 3 ranks"):
+        with mock.patch("saccade_sim.distributed.world", return_value=World(0, 3)):
+            Experiment({"data": {"crops_per_photo": 4}})

@@ -145,7 +145,11 @@ def decoding(out: Path, curve: list[dict[str, Any]], layers: list[str], probe: d
     note = "t = 0: random (initial) weights" + ("" if curve else "; no in-run probes (set probe.every_ms)")
     ax.set(xlabel="simulated time (s)", ylabel="test accuracy (ridge probe)", xlim=(-0.03 * end_s, 1.03 * end_s),
            title=f"linear decoding over training\n({note})")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if curve or probe:
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.text(0.5, 0.5, "no decoding curve (probe.every_ms = 0)\nand no final probe (unfinished run)",
+                ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return save(fig, out, "decoding_curve", data)
 

@@ -10,9 +10,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import io
+from .. import io, runfolder
 from ..config import resolve
-from ..errors import SaccadeSimError
+from ..errors import ConfigError, DataError, SaccadeSimError
 from ..progress import bar as progress_bar
 from . import figures
 from .figures import FieldAxes
@@ -33,11 +33,21 @@ def load_run(run_dir: str | Path, train: Any = None, test: Any = None):
     for name in ("config.json", "checkpoint.pt"):
         if not (run_dir / name).exists():
             raise SaccadeSimError(f"{run_dir / name}: missing; analyze needs a finished run folder")
-    cfg = resolve(json.loads((run_dir / "config.json").read_text()))
+    try:
+        tree = json.loads((run_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{run_dir / 'config.json'}: not a readable configuration ({exc})") from None
+    if not isinstance(tree, dict):
+        raise DataError(f"{run_dir / 'config.json'}: expected a table of settings, got {type(tree).__name__}")
+    cfg = resolve(tree)
     cfg.run.progress = False
     exp = Experiment(cfg, train=train, test=test)
     state = io.load_torch(run_dir / "checkpoint.pt")
-    exp.load_state_dict(state)
+    try:
+        exp.load_state_dict(state)
+    except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(f"{run_dir / 'checkpoint.pt'}: does not fit the run's config.json "
+                        f"({type(exc).__name__}: {exc})") from None
     return exp
 
 
@@ -151,18 +161,23 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64, progre
     """Write the analysis plots of the run in ``run_dir`` (on ``stimuli`` held-out stimuli; Gabor fits on
     at most ``max_units`` units per layer) and ``report.md``; returns the summary written to ``analysis.json``.
     ``train`` / ``test``: the torch datasets of a run that was given them in Python."""
+    for key, value in (("stimuli", stimuli), ("max_units", max_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"analyze --{key.replace('_', '-')}: must be an integer >= 1, got {value!r}")
     out = Path(run_dir)
-    exp = load_run(out, train, test)
-    names = [a.name for a in exp.agents]
-    modality = exp.modality.name
-    axes = field_axes(exp)
-    fitted = [min(max_units, a.layer.weight.shape[0]) for a in exp.agents]
-    with progress_bar(2 + 2 * sum(fitted) + 4, "analyze", progress, unit="step") as bar:
-        summary, entries = _analyze(exp, out, names, modality, axes, stimuli, max_units, bar.update)
-    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
-    io.write_json(out / "analysis.json", summary)
-    io.atomic_write(out / "report.md", lambda p: p.write_text(_report(out, exp, results, summary, entries)))
-    return summary
+    runfolder.require_folder(out, "analyze")
+    with runfolder.lock(out):  # not while a run (or another analyze) writes the folder
+        exp = load_run(out, train, test)
+        names = [a.name for a in exp.agents]
+        modality = exp.modality.name
+        axes = field_axes(exp)
+        fitted = [min(max_units, a.layer.weight.shape[0]) for a in exp.agents]
+        with progress_bar(2 + 2 * sum(fitted) + 4, "analyze", progress, unit="step") as bar:
+            summary, entries = _analyze(exp, out, names, modality, axes, stimuli, max_units, bar.update)
+        results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+        io.write_json(out / "analysis.json", summary)
+        io.atomic_write(out / "report.md", lambda p: p.write_text(_report(out, exp, results, summary, entries)))
+        return summary
 
 
 def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, stimuli: int, max_units: int,
@@ -174,7 +189,9 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
     _, random, _ = _responses(exp, exp.initial_layers, idx)
     tick()
     entries: list[tuple[str, str]] = []
-    summary: dict[str, Any] = {"stimuli": len(idx), "layers": {}}
+    complete = (out / runfolder.RESULTS).exists()
+    summary: dict[str, Any] = {"stimuli": len(idx), "events": exp.eye.event, "run_events": exp.config.run.events,
+                               "complete": complete, "layers": {}}
 
     for i, name in enumerate(names):
         f_tr = _fields(i, exp.layers[i], glimpses, trained[i])
@@ -270,6 +287,9 @@ def _report(out: Path, exp, results: dict[str, Any], summary: dict[str, Any], en
              f"{cfg['seed']}: {results.get('events', exp.eye.event)} events x {cfg['eye']['batch']} eyes. "
              f"Analyses on {summary['stimuli']} held-out stimuli; each figure's data is in the `.npz` of the same "
              "name, the numbers in `analysis.json`, every setting in `config.json`.", "", "## Probe", ""]
+    if not summary["complete"]:
+        lines[2:2] = [f"**Unfinished run**: these are the weights at event {summary['events']} of "
+                      f"{summary['run_events']} (no `results.json`); `saccade-sim run --resume` continues it.", ""]
     if results.get("probe"):
         lines += ["```", probe_table(results), "```", ""]
     else:

@@ -30,6 +30,8 @@ class ImageOptions:
         for key in ("stride", "random_crop"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{path}.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.size < 0:
+            raise ConfigError(f"{path}.size: must be >= 0 (0 = keep), got {self.size}")
         if self.color not in ("gray", "rgb", "auto"):
             raise ConfigError(f"{path}.color: unknown value {self.color!r}; valid choices: gray, rgb, auto")
 
