@@ -80,7 +80,6 @@ class Experiment:
         cfg = config if isinstance(config, Config) else resolve(config or {})
         if train is not None:
             cfg.data.source = f"python:{type(train).__name__}"
-        self.config = cfg
         self.world = distributed.world()
         if cfg.eye.shards == "auto":  # one logical shard per rank, fixed from here on (checkpoints record it)
             if cfg.eye.batch % self.world.size:
@@ -321,12 +320,13 @@ class Experiment:
         te = self._probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
 
+        seed = stream_seed(self.config.seed, "probe", "linear")  # the linear readout's draws
+
         def fit(f_tr: list, f_te: list) -> list[float]:
             """Each feature set in turn, dropped once fitted."""
             scores = []
             for i in range(len(f_tr)):
                 if p.classifier == "linear":
-                    seed = stream_seed(self.config.seed, "probe", "linear")
                     scores.append(linear_probe(f_tr[i], y_tr, f_te[i], y_te, p.epochs, seed, device=self.device)["accuracy"])
                 else:
                     scores.append(ridge_probe(f_tr[i], y_tr, f_te[i], y_te, solver=p.solver)["accuracy"])
