@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(cfg.run.threads)
         world = distributed.init_from_env(cfg.distributed, cfg.device)  # torchrun: join the ranks
-        held.callback(distributed.shutdown)
+        held.push(lambda failed, *_: distributed.shutdown(clean=failed is None))  # barrier only after success
         if args.resume:
             exp = checkpoint.restore(out, state, cfg)
         else:

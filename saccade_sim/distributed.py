@@ -85,9 +85,13 @@ def init_from_env(cfg: DistributedConfig, device: str) -> World:
     return world()
 
 
-def shutdown() -> None:
-    """Leave the process group (if any)."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group (if any). After a clean run every rank first waits at a barrier, so that no
+    rank tears its connections down while another still finishes (rank 0 probes and writes alone); gloo
+    aborted a rank that left early (SIGABRT, "terminate called without an active exception", CI 2026-12-02)."""
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from conftest import data_path
 from saccade_sim.config import EyeConfig
-from saccade_sim.distributed import World, WeightSync
+from saccade_sim.distributed import World, WeightSync, shutdown
 from saccade_sim.errors import ConfigError
 from saccade_sim.experiment import Experiment
 from saccade_sim.eye import Eye
@@ -180,3 +180,13 @@ def test_auto_shards_are_one_per_rank_and_need_an_even_split():
     with pytest.raises(ConfigError, match="eye.batch: 16 eyes cannot be split evenly over 3 ranks"):
         with mock.patch("saccade_sim.distributed.world", return_value=World(0, 3)):
             Experiment({"data": {"crops_per_photo": 4}})
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_ranks_leave_the_group_together_after_a_clean_run_and_at_once_after_a_failure(clean):
+    calls = []
+    with mock.patch.object(dist, "is_initialized", return_value=True), \
+            mock.patch.object(dist, "barrier", side_effect=lambda: calls.append("barrier")), \
+            mock.patch.object(dist, "destroy_process_group", side_effect=lambda: calls.append("destroy")):
+        shutdown(clean=clean)
+    assert calls == (["barrier", "destroy"] if clean else ["destroy"])
