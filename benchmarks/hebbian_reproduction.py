@@ -157,7 +157,8 @@ def main() -> None:
         print(f"\ncurve: {source}, {args.curve_events} events, probed every {args.curve_every} events; trained "
               f"accuracy against the random weights (paired over seeds)\n" + sweeps["curve"].curve_markdown())
     if "zhou" in other:
-        print("\n" + zhou_few_labels.few_label_table(other["zhou"]["results"], argparse.Namespace(**other["zhou"]["args"])))
+        zhou = other["zhou"]
+        print("\n" + zhou_few_labels.few_label_table(zhou["results"], argparse.Namespace(**zhou["args"])))
     if "compare" in other:
         c = argparse.Namespace(**other["compare"]["args"])
         print(f"\ncompare_rules: {c.data}, {c.events} events x 16 glimpses, conv {c.channels}x5x5 + relu + maxpool 2, "

@@ -148,16 +148,18 @@ class SweepRun:
     error: str = ""
     results: dict[str, Any] | None = field(repr=False, default=None)
     #: a finished run's trained accuracy per layer at each probed budget: {events: {layer: accuracy}}, from the
-    #: in-run probes (``probe.every_ms``) and the final probe (at ``run.events``, which it overrides)
+    #: in-run probes (``probe.every_ms``) and the final probe (at ``run.events``, which it overrides); empty
+    #: without a final probe (its random twins are what the curve is measured against)
     curve: dict[int, dict[str, float]] = field(repr=False, default_factory=dict)
 
     def finish(self, results: dict[str, Any], status: str) -> None:
         """Record the finished run's results and read its in-run probes from its folder."""
         self.results, self.status = results, status
+        if not results.get("probe"):
+            return
         path = self.folder / DECODING
-        points = json.loads(path.read_text()) if path.exists() else []
-        if results.get("probe"):
-            points.append({"event": results["events"], **results["probe"]["layers"]})
+        points = [*(json.loads(path.read_text()) if path.exists() else []),
+                  {"event": results["events"], **results["probe"]["layers"]}]
         self.curve = {p["event"]: {k: v for k, v in p.items() if k not in ("event", "time_ms")}
                       for p in sorted(points, key=lambda p: p["event"])}
 
@@ -445,7 +447,8 @@ class SweepTable:
             if r["combination"] == combination and r["representation"] == representation and (
                     events is None or r["events"] == events):
                 return r
-        raise KeyError(f"no row {combination!r} / {representation!r}" + (f" at {events} events" if events is not None else ""))
+        where = "" if events is None else f" at {events} events"
+        raise KeyError(f"no row {combination!r} / {representation!r}{where}")
 
     COLUMNS = ("combination", "representation", "seeds", "failed", "accuracy_mean", "accuracy_sd", "random_mean",
                "random_sd", "gain_mean", "gain_sd", "gain_above", "chance", "wall_s_mean", "error")

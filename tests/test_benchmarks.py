@@ -60,10 +60,11 @@ def test_clapp_curve_probes_each_budget_of_each_seed_run_and_reads_them_back(tmp
 def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_path):
     """Seed 0 first, then the command that names seeds 0 and 1: seed 0 is read back, and the per-layer table
     (trained, random twin, raw input, paired gain) is over both; the curve part probes during the runs."""
-    tiny = ["--set", "run.events=4", "--set", "probe.train=60", "--set", "probe.test=40",
-            "--set", "eye.batch=16", "--set", "network.layers=[{channels=4, kernel=3, pool=2}, {channels=4, kernel=3}]",
+    tiny = ["--set", "run.events=4", "--set", "probe.train=60", "--set", "probe.test=40", "--set", "eye.batch=16",
+            "--set", "network.layers=[{channels=4, kernel=3, pool=2}, {channels=4, kernel=3}]",
             "--out", str(tmp_path / "runs")]
-    first = _bench("hebbian_reproduction.py", "--parts", "sphere", "--seeds", "0", *tiny, "--json", str(tmp_path / "a.json"))
+    first = _bench("hebbian_reproduction.py", "--parts", "sphere", "--seeds", "0", *tiny,
+                   "--json", str(tmp_path / "a.json"))
     assert "sphere: done base seed 0" in first and "1 seed(s)" in first
     out = _bench("hebbian_reproduction.py", "--parts", "sphere", "curve", "--curve-config", "sphere", "--curve-events",
                  "4", "--curve-every", "2", "--seeds", "0", "1", *tiny, "--json", str(tmp_path / "all.json"))
@@ -77,7 +78,8 @@ def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_
                                  [p["baselines"]["random"]["layer2"] for p in probes])
     assert row.split("|")[4].split() == [mean, "+-", sd, above, "above)"]
     curve = out[out.index("curve: configs/sphere.toml"):].splitlines()
-    assert [line.split("|")[2].strip() for line in curve if line.startswith("| base |")] == ["0"] * 3 + ["2", "2", "4", "4"]
+    budgets = [line.split("|")[2].strip() for line in curve if line.startswith("| base |")]
+    assert budgets == ["0"] * 3 + ["2", "2", "4", "4"]  # the input and both layers at 0, the layers at 2 and 4
     assert [p["events"] for p in runs["curve"][1]["curve"]] == [2, 4]
 
 

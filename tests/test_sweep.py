@@ -1,5 +1,6 @@
 """Sweeps on the shared digits: the grid syntax, the table and the learning curve against an independent
-computation from the run folders, resuming, refusing a folder of another configuration, the CLI, parallel processes and submitit."""
+computation from the run folders, resuming, refusing a folder of another configuration, the CLI, parallel
+processes and submitit."""
 import json
 import statistics
 
