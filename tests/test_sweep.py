@@ -74,12 +74,14 @@ def test_sweep_table_matches_the_run_folders_and_resumes(tmp_path):
         run_sweep(changed, {"rule.lr": [0.01]}, seeds=[0], out=out, progress=False, echo=lambda s: None)
 
 
-def test_learning_curve_per_budget_matches_the_run_folders_and_survives_a_resume(tmp_path):
+def test_learning_curve_per_budget_matches_the_run_folders_and_survives_a_resume(tmp_path, capsys):
     """Probed during the runs every 4 events of 12: per combination and budget, each layer's trained accuracy
-    (decoding.json; results.json at the end) against the same seeds' random twins, recomputed from the folders."""
+    (decoding.json; results.json at the end) against the same seeds' random twins, recomputed from the folders;
+    the CLI resumes the sweep and prints the curve."""
     out, grid = tmp_path / "curve", {"rule.lr": [0.01, 0.05]}
-    curved = {**base(), "probe": {**SMALL["probe"], "every_ms": 4 * 200.0}}
-    table = run_sweep(curved, grid, seeds=[0, 1], out=out, progress=False, echo=lambda s: None)
+    config = tmp_path / "exp.json"
+    config.write_text(json.dumps({**base(), "probe": {**SMALL["probe"], "every_ms": 4 * 200.0}}))
+    table = run_sweep(config, grid, seeds=[0, 1], out=out, progress=False, echo=lambda s: None)
     for lr in (0.01, 0.05):
         folders = [out / f"rule.lr={lr}" / f"seed{s}" for s in (0, 1)]
         results = [json.loads((f / "results.json").read_text()) for f in folders]
@@ -110,10 +112,12 @@ def test_learning_curve_per_budget_matches_the_run_folders_and_survives_a_resume
 
     (out / "rule.lr=0.01" / "seed1" / "results.json").unlink()  # as if killed before it finished
     kept = (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns
-    again = run_sweep(curved, grid, seeds=[0, 1], out=out, progress=False, echo=lambda s: None)
-    assert again.count("skipped") == 3 and again.count("done") == 1
+    capsys.readouterr()
+    assert main(["sweep", str(config), "--quiet", "--out", str(out), "--grid", "rule.lr=0.01,0.05", "--seeds", "0-1"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 done now, 3 finished before" in printed and "| rule.lr=0.01 | 12 | layer1 | 2 |" in printed
     assert (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns == kept
-    assert again.curve == table.curve and load_sweep(out).curve == table.curve
+    assert load_sweep(out).curve == table.curve
 
 
 def test_bad_grid_value_is_refused_before_anything_runs(tmp_path):
