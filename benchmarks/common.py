@@ -93,7 +93,8 @@ def curve_settings(config: str | Path | None, overrides: Sequence[str], events: 
 
 def run_records(sweep: Any) -> list[dict[str, Any]]:
     """The JSON record of each run of a sweep's table: seed, status, folder, any error, its results.json tree,
-    its resolved config and its learning curve (every probed budget's trained accuracies)."""
+    its resolved config and its learning curve (each layer's accuracy at 0 events, its random twin, and at
+    every probed budget)."""
     return [{"seed": r.seed, "status": r.status, "folder": str(r.folder), "error": r.error, "results": r.results,
              "config": r.tree, "curve": [{"events": e, **layers} for e, layers in r.curve.items()]}
             for r in sweep.runs]

@@ -147,19 +147,21 @@ class SweepRun:
     status: str = "pending"
     error: str = ""
     results: dict[str, Any] | None = field(repr=False, default=None)
-    #: a finished run's trained accuracy per layer at each probed budget: {events: {layer: accuracy}}, from the
-    #: in-run probes (``probe.every_ms``) and the final probe (at ``run.events``, which it overrides); empty
-    #: without a final probe (its random twins are what the curve is measured against)
+    #: a finished run's accuracy per layer at each probed budget, {events: {layer: accuracy}}: at 0 its initial
+    #: weights (the final probe's random twins), then the in-run probes (``probe.every_ms``) and the final probe
+    #: (at ``run.events``, which it overrides); empty without a final probe
     curve: dict[int, dict[str, float]] = field(repr=False, default_factory=dict)
 
     def finish(self, results: dict[str, Any], status: str) -> None:
         """Record the finished run's results and read its in-run probes from its folder."""
         self.results, self.status = results, status
-        if not results.get("probe"):
+        probe = results.get("probe")
+        if not probe:
             return
         path = self.folder / DECODING
-        points = [*(json.loads(path.read_text()) if path.exists() else []),
-                  {"event": results["events"], **results["probe"]["layers"]}]
+        points = [{"event": 0, **probe["baselines"]["random"]},
+                  *(json.loads(path.read_text()) if path.exists() else []),
+                  {"event": results["events"], **probe["layers"]}]
         self.curve = {p["event"]: {k: v for k, v in p.items() if k not in ("event", "time_ms")}
                       for p in sorted(points, key=lambda p: p["event"])}
 
@@ -431,13 +433,13 @@ class SweepTable:
             mean, sd = _stats([p["baselines"]["input"] for p in probes])
             rows.append({**head, "events": 0, "representation": "input", "seeds": len(ok), "accuracy_mean": mean,
                          "accuracy_sd": sd, "chance": chance})
-            for events in [0, *sorted({e for r in ok for e in r.curve})]:
-                seeds = [r for r in ok if events in r.curve or not events]
+            for events in sorted({e for r in ok for e in r.curve}):
+                seeds = [r for r in ok if events in r.curve]
                 for layer in probes[0]["layers"]:
-                    random = [r.results["probe"]["baselines"]["random"][layer] for r in seeds]
-                    trained = [r.curve[events][layer] for r in seeds] if events else random
                     rows.append({**head, "events": events, "representation": layer, "seeds": len(seeds),
-                                 **_paired(trained, random), "chance": chance})
+                                 **_paired([r.curve[events][layer] for r in seeds],
+                                           [r.results["probe"]["baselines"]["random"][layer] for r in seeds]),
+                                 "chance": chance})
         return rows
 
     def row(self, combination: str, representation: str, events: int | None = None) -> dict[str, Any]:
@@ -572,9 +574,8 @@ def run_sweep(config: str | Path | Mapping[str, Any] | None = None,
     seed, each in ``out/COMBINATION/seedN`` (finished runs are skipped, interrupted ones resumed), and write
     ``sweep.json``, ``table.csv``, ``table.md``, ``runs.csv``, ``curve.csv`` and ``curve.md`` into ``out``.
     ``config`` is a TOML / JSON file, a dict or None (the defaults); ``overrides`` are ``key=value`` strings
-    applied to it. A run that fails
-    (e.g. diverges) is reported and the sweep goes on; Ctrl-C stops every run at a checkpoint and raises
-    :class:`~saccade_sim.errors.Interrupted`. Returns the table."""
+    applied to it. A run that fails (e.g. diverges) is reported and the sweep goes on; Ctrl-C stops every run
+    at a checkpoint and raises :class:`~saccade_sim.errors.Interrupted`. Returns the table."""
     if executor not in EXECUTORS:
         raise ConfigError(f"sweep executor: unknown value {executor!r}; valid choices: {', '.join(EXECUTORS)}")
     if jobs < 1 or threads < 1:

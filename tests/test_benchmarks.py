@@ -51,7 +51,7 @@ def test_clapp_curve_probes_each_budget_of_each_seed_run_and_reads_them_back(tmp
         assert row.split("|")[7].split() == [mean, "±", sd, above, "above)"]
     saved = json.loads((tmp_path / "c.json").read_text())
     assert [r["seed"] for r in saved["runs"]] == [0, 1] and saved["step"] == 10
-    assert [p["events"] for p in saved["runs"][0]["curve"]] == [10, 20, 30]
+    assert [p["events"] for p in saved["runs"][0]["curve"]] == [0, 10, 20, 30]
     again = _bench("clapp_curve.py", *small)
     assert "done base" not in again and "2 of 2 seed(s) [0, 1] finished" in again
     assert again.split("| combination |")[1] == out.split("| combination |")[1]
@@ -80,7 +80,7 @@ def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_
     curve = out[out.index("curve: configs/sphere.toml"):].splitlines()
     budgets = [line.split("|")[2].strip() for line in curve if line.startswith("| base |")]
     assert budgets == ["0"] * 3 + ["2", "2", "4", "4"]  # the input and both layers at 0, the layers at 2 and 4
-    assert [p["events"] for p in runs["curve"][1]["curve"]] == [2, 4]
+    assert [p["events"] for p in runs["curve"][1]["curve"]] == [0, 2, 4]
 
 
 def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:

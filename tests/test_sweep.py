@@ -113,7 +113,8 @@ def test_learning_curve_per_budget_matches_the_run_folders_and_survives_a_resume
     (out / "rule.lr=0.01" / "seed1" / "results.json").unlink()  # as if killed before it finished
     kept = (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert main(["sweep", str(config), "--quiet", "--out", str(out), "--grid", "rule.lr=0.01,0.05", "--seeds", "0-1"]) == 0
+    assert main(["sweep", str(config), "--quiet", "--out", str(out), "--grid", "rule.lr=0.01,0.05",
+                 "--seeds", "0-1"]) == 0
     printed = capsys.readouterr().out
     assert "1 done now, 3 finished before" in printed and "| rule.lr=0.01 | 12 | layer1 | 2 |" in printed
     assert (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns == kept
