@@ -66,11 +66,38 @@ def mean_std(values: Sequence[float], sign: str = "") -> str:
     return mean if s["n"] == 1 else f"{mean} +- {s['sd']:.3f}"
 
 
-def paired_gain(runs: list[dict], layer: str) -> str:
-    """Trained minus random-weights accuracy of ``layer`` in results.json trees, seed by seed:
-    'mean +- sd (k/n above)'."""
-    d = [r["probe"]["layers"][layer] - r["probe"]["baselines"]["random"][layer] for r in runs]
-    return f"{mean_std(d, '+')} ({sum(v > 0 for v in d)}/{len(d)} above)"
+def row_text(row: dict[str, Any], what: str) -> str:
+    """'mean +- sd' of ``what`` ("accuracy", "random", "gain") in a row of a sweep's table (the mean alone for
+    one seed); a gain signed, with '(k/n above)'."""
+    mean = f"{row[f'{what}_mean']:{'+' if what == 'gain' else ''}.3f}"
+    text = mean if row["seeds"] == 1 else f"{mean} +- {row[f'{what}_sd']:.3f}"
+    return f"{text} ({row['gain_above']}/{row['seeds']} above)" if what == "gain" else text
+
+
+def sweep_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--jobs`` and ``--out`` of a benchmark whose runs are a sweep (:func:`saccade_sim.sweep.run_sweep`)."""
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (local processes, --threads torch threads "
+                                                            "each)")
+    parser.add_argument("--out", default=f"benchmarks/results/{name}_runs",
+                        help="the sweep folder: one run folder per run; finished runs are read back, not rerun")
+
+
+def curve_settings(config: str | Path | None, overrides: Sequence[str], events: int, every: int) -> list[str]:
+    """The overrides that make a run of ``config`` a learning curve: ``events`` events, the layers probed
+    during the run every ``every`` events (``probe.every_ms``, from the config's ``eye.fixation_ms``)."""
+    from saccade_sim.config import load
+
+    fixation_ms = load(config, list(overrides)).eye.fixation_ms
+    return [f"run.events={events}", f"probe.every_ms={every * fixation_ms}"]
+
+
+def run_records(sweep: Any) -> list[dict[str, Any]]:
+    """The JSON record of each run of a sweep's table: seed, status, folder, any error, its results.json tree,
+    its resolved config and its learning curve (each layer's accuracy at 0 events, its random twin, and at
+    every probed budget)."""
+    return [{"seed": r.seed, "status": r.status, "folder": str(r.folder), "error": r.error, "results": r.results,
+             "config": r.tree, "curve": [{"events": e, **layers} for e, layers in r.curve.items()]}
+            for r in sweep.runs]
 
 
 def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:

@@ -1,11 +1,11 @@
 """Every registered rule on the same data, glimpse budget, network and probe, over several seeds, ranked.
 
     PYTHONPATH=. python benchmarks/compare_rules.py                      # mnist5k, 5 seeds, ~40 min on 2 cores
-    PYTHONPATH=. python benchmarks/compare_rules.py --only oja softhebb --seeds 3 --json a.json
-    PYTHONPATH=. python benchmarks/compare_rules.py --merge a.json b.json   # the table of saved runs
+    PYTHONPATH=. python benchmarks/compare_rules.py --only oja softhebb --seeds 3 --jobs 2
 
-Runs through :func:`saccade_sim.sweep.run_sweep` (one run folder per rule and seed under ``--runs``, reused
-when the benchmark is run again; ``--jobs N`` runs N at once).
+Runs through :func:`saccade_sim.sweep.run_sweep` (one run folder per rule and seed under ``--out``, read back
+when the benchmark is run again, so rules run in several sittings (``--only``) join the table of the command
+that names them all; ``--jobs N`` runs N at once).
 
 Rows: each rule of ``saccade_sim.registry.RULES`` with its settings below (a rule registered later is picked
 up with its own defaults unless it has an entry in SETTINGS), plus the competitive variants of the Hebbian
@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 from saccade_sim import plugins  # noqa: F401  (registers the built-in rules)
 from saccade_sim.registry import RULES
 from saccade_sim.sweep import run_sweep
 
-from common import DATA, arguments, machine, mean_sd, mean_se, parse, summary, table, write_json
+from common import DATA, arguments, machine, mean_sd, mean_se, parse, summary, sweep_arguments, table, write_json
 
 #: rule-specific settings (sections of the config); rules not named here run with their defaults
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -63,9 +61,9 @@ def base_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_rules(args: argparse.Namespace, labels: list[str] | None = None) -> dict[str, Any]:
     """{label: {"config", "runs": [{"seed", "trained", "random", "input", "wall_s"} or {"error"}]}}, each run a
-    folder of the sweep under ``args.runs``."""
+    folder of the sweep under ``args.out``."""
     variants = {label: extra for label, extra in rows().items() if not labels or label in labels}
-    sweep = run_sweep(base_config(args), variants=variants, seeds=range(args.seeds), out=args.runs, jobs=args.jobs,
+    sweep = run_sweep(base_config(args), variants=variants, seeds=range(args.seeds), out=args.out, jobs=args.jobs,
                       threads=args.threads)
     results: dict[str, Any] = {label: {"config": extra, "runs": []} for label, extra in variants.items()}
     for run in sweep.runs:
@@ -113,17 +111,9 @@ def main() -> None:
     p.add_argument("--probe-train", type=int, default=2000)
     p.add_argument("--probe-test", type=int, default=1000)
     p.add_argument("--only", nargs="*", help="row labels to run (default: all)")
-    p.add_argument("--merge", nargs="+", metavar="JSON", help="do not run: the table of the runs in these files")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once (local processes, --threads torch threads each)")
-    p.add_argument("--runs", default="benchmarks/results/compare_rules_runs",
-                   help="the sweep folder: one run folder per rule and seed; finished runs are reused")
+    sweep_arguments(p, "compare_rules")
     args = parse(p)
-    if args.merge:
-        saved = [json.loads(Path(f).read_text()) for f in args.merge]
-        results = {label: res for s in saved for label, res in s["results"].items()}
-        args = argparse.Namespace(**{**saved[0]["args"], "json": args.json, "merge": args.merge})
-    else:
-        results = run_rules(args, args.only)
+    results = run_rules(args, args.only)
     print(f"\ncompare_rules: {args.data}, {args.events} events x 16 glimpses, conv {args.channels}x5x5 + relu + "
           f"maxpool 2, ridge probe on {args.probe_train}/{args.probe_test} held-out stimuli, {args.seeds} seeds; "
           f"{machine()['summary']}")

@@ -1,41 +1,40 @@
 """The Hebbian family's released protocols on cifar10_5k (and mnist5k), reproduced from one command.
 
     PYTHONPATH=. python benchmarks/hebbian_reproduction.py                  # every part, 3 seeds (hours on 2 cores)
-    PYTHONPATH=. python benchmarks/hebbian_reproduction.py --parts softhebb --seeds 0 1 --json a.json
-    PYTHONPATH=. python benchmarks/hebbian_reproduction.py --merge a.json b.json ...   # tables of saved runs
+    PYTHONPATH=. python benchmarks/hebbian_reproduction.py --parts softhebb --seeds 0 1 2 --jobs 2   # 2 runs at once
     PYTHONPATH=. python benchmarks/hebbian_reproduction.py --full --set device=cuda  # the GPU run: configs/*_full.toml
+
+Every run is a run of :func:`saccade_sim.sweep.run_sweep`, in its own folder under ``--out``/PART (``--jobs N``
+runs N at once): the same command again reads the finished runs back (and resumes interrupted ones), so a
+part's seeds can be run in several sittings and their table printed by the command that names them all.
 
 Parts (``--parts``):
 - ``softhebb``, ``miconi`` (both interventions), ``miconi_plain`` (none), ``sphere``, ``activation``: the shipped
   config ``configs/PART.toml`` (``--full``: ``configs/PART_full.toml`` where one exists), one run per seed
-  through :class:`saccade_sim.experiment.Experiment` (what ``saccade-sim run`` does); a per-layer table of the
-  probe's held-out test accuracy, the same architecture with its initial random weights, the raw input, and
-  the paired gain trained - random (mean ± sd over seeds, how many seeds above); the best layer's gain
-  seed by seed against the target +0.05;
+  (what ``saccade-sim run`` does); a per-layer table of the probe's held-out test accuracy, the same
+  architecture with its initial random weights, the raw input, and the paired gain trained - random (mean ± sd
+  over seeds, how many seeds above: the sweep's table); the best layer's gain seed by seed against the target
+  +0.05;
 - Miconi's interventions: layer 1 -> layer 3 of ``miconi_plain`` (decoding should fall) against ``miconi``
   (it should rise), seed by seed;
-- ``curve``: one config (``--curve-config``, softhebb) run ``--curve-events`` events with the probe every
-  ``--curve-every`` events (``probe.every_ms``): the trained layers' accuracy and gain over the random weights
-  against the budget;
+- ``curve``: one config (``--curve-config``, softhebb) run ``--curve-events`` events per seed with the probe
+  every ``--curve-every`` events (``probe.every_ms``): the sweep's learning curve, the trained layers' accuracy
+  and paired gain over the random weights against the budget;
 - ``zhou``: benchmarks/zhou_few_labels.py's few-label table with unit-length inputs;
 - ``compare``: benchmarks/compare_rules.py's ranked table (every rule, 5 seeds, gains with standard errors).
-Several invocations (e.g. two processes with one torch thread each) can run parts or seeds side by side;
-``--merge`` prints the tables of their JSON files together.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import compare_rules
 import zhou_few_labels
-from common import arguments, machine, mean_std, paired_gain, parse, summary, table, write_json
+from common import (arguments, curve_settings, machine, mean_std, parse, row_text, run_records, summary,
+                    sweep_arguments, table, write_json)
 
-from saccade_sim.config import load
-from saccade_sim.experiment import Experiment
+from saccade_sim.sweep import SweepTable, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("softhebb", "miconi", "miconi_plain", "sphere", "activation")
@@ -54,31 +53,35 @@ def config_path(part: str, full: bool) -> tuple[Path, list[str]]:
     return ROOT / "configs" / f"{part}.toml", []
 
 
-def run_config(path: Path, seed: int, overrides: list[str]) -> dict[str, Any]:
-    """One run of a shipped config: results.json's tree plus the resolved config, history and decoding curve."""
-    cfg = load(path, [f"seed={seed}", "run.progress=false", *overrides])
-    exp = Experiment(cfg)
-    start = time.perf_counter()
-    results = exp.run()
-    results.update(config=cfg.to_dict(), history=exp.history, decoding=exp.decoding,
-                   total_s=time.perf_counter() - start, config_file=str(path.relative_to(ROOT)))
-    return results
+def sweep(part: str, config: str, args: argparse.Namespace, overrides: Sequence[str] = ()) -> SweepTable:
+    """The shipped ``config`` over ``--seeds`` as the sweep ``--out``/PART (finished runs are read back)."""
+    path, extra = config_path(config, args.full)
+    overrides = [*extra, *args.set, *overrides]
+    return run_sweep(path, seeds=args.seeds, out=Path(args.out) / part, overrides=overrides, jobs=args.jobs,
+                     threads=args.threads, echo=lambda line: print(f"{part}: {line}", flush=True))
 
 
-def protocol_table(part: str, runs: list[dict]) -> str:
-    """Input, each layer, the best layer: trained, random weights, paired gain; and the run's budget."""
+def finished(sweep: SweepTable) -> list[dict[str, Any]]:
+    """The results.json trees of the sweep's finished runs."""
+    return [r.results for r in sweep.runs if r.results]
+
+
+def protocol_table(part: str, sweep: SweepTable, source: str) -> str:
+    """Input, each layer, the best layer: trained, random weights, paired gain; and the run's budget
+    (``source``: the config file)."""
+    runs = finished(sweep)
     layers = list(runs[0]["probe"]["layers"])
-    rows = [{"representation": "input (raw)", "trained": mean_std([r["probe"]["baselines"]["input"] for r in runs])}]
+    rows = [{"representation": "input (raw)", "trained": row_text(sweep.row("base", "input"), "accuracy")}]
     for name in layers:
-        rows.append({"representation": name, "trained": mean_std([r["probe"]["layers"][name] for r in runs]),
-                     "random weights": mean_std([r["probe"]["baselines"]["random"][name] for r in runs]),
-                     "trained - random (paired)": paired_gain(runs, name)})
+        row = sweep.row("base", name)
+        rows.append({"representation": name, "trained": row_text(row, "accuracy"),
+                     "random weights": row_text(row, "random"), "trained - random (paired)": row_text(row, "gain")})
     best = [max(r["probe"]["layers"][n] - r["probe"]["baselines"]["random"][n] for n in layers) for r in runs]
     rows.append({"representation": "best layer - random", "trained - random (paired)":
                  f"{' '.join(f'{g:+.3f}' for g in best)} (seeds; >= +{TARGET} in {sum(g >= TARGET for g in best)}"
                  f"/{len(best)})"})
-    cfg, p = runs[0]["config"], runs[0]["probe"]
-    head = (f"{part}: {runs[0]['config_file']}, {runs[0]['events']} events x {cfg['eye']['batch']} images, "
+    cfg, p = sweep.runs[0].tree, runs[0]["probe"]
+    head = (f"{part}: {source}, {runs[0]['events']} events x {cfg['eye']['batch']} images, "
             f"{p['n_train']}/{p['n_test']} probe ({cfg['probe']['classifier']}, pool {cfg['probe']['pool']}), "
             f"{len(runs)} seed(s); train {summary([r['wall_s'] for r in runs])['mean']:.0f} s, probe "
             f"{summary([r['probe_wall_s'] for r in runs])['mean']:.0f} s per run")
@@ -92,33 +95,19 @@ def trend(run: dict) -> float:
     return acc[-1] - acc[0]
 
 
-def interventions_table(runs: dict[str, list[dict]]) -> str:
+def interventions_table(sweeps: dict[str, SweepTable]) -> str:
     """Miconi without (miconi_plain) and with both interventions (miconi): each layer, and the L1 -> L3 trend."""
-    variants = [v for v in ("miconi_plain", "miconi") if v in runs]
-    layers = list(runs[variants[0]][0]["probe"]["layers"])
+    variants = [v for v in ("miconi_plain", "miconi") if v in sweeps and finished(sweeps[v])]
+    layers = list(finished(sweeps[variants[0]])[0]["probe"]["layers"])
     rows = []
     for name in layers:
-        rows.append({"layer": name, **{v: f"{mean_std([r['probe']['layers'][name] for r in runs[v]])} (random "
-                                          f"{mean_std([r['probe']['baselines']['random'][name] for r in runs[v]])})"
-                                       for v in variants}})
-    rows.append({"layer": "layer3 - layer1", **{v: f"{mean_std([trend(r) for r in runs[v]], '+')} (falls in "
-                                                   f"{sum(trend(r) < 0 for r in runs[v])}/{len(runs[v])} seeds)"
+        rows.append({"layer": name, **{v: f"{row_text(sweeps[v].row('base', name), 'accuracy')} (random "
+                                          f"{row_text(sweeps[v].row('base', name), 'random')})" for v in variants}})
+    trends = {v: [trend(r) for r in finished(sweeps[v])] for v in variants}
+    rows.append({"layer": "layer3 - layer1", **{v: f"{mean_std(trends[v], '+')} (falls in "
+                                                   f"{sum(t < 0 for t in trends[v])}/{len(trends[v])} seeds)"
                                                 for v in variants}})
     return table(rows, ["layer"] + variants, style="markdown")
-
-
-def curve_table(run: dict) -> str:
-    """The trained layers' accuracy over the budget (probe.every_ms), and their gain over the random weights."""
-    random = run["probe"]["baselines"]["random"]
-    layers = list(random)
-    points = run["decoding"] + [{"event": run["events"], **run["probe"]["layers"]}]
-    points = list({p["event"]: p for p in points}.values())
-    batch = run["config"]["eye"]["batch"]
-    rows = [{"events": p["event"], "images seen": p["event"] * batch,
-             **{n: f"{p[n]:.3f} ({p[n] - random[n]:+.3f})" for n in layers}} for p in points]
-    return (f"curve: {run['config_file']}, seed {run['seed']}; trained accuracy (gain over the random weights: "
-            + ", ".join(f"{n} {random[n]:.3f}" for n in layers) + ")\n"
-            + table(rows, ["events", "images seen"] + layers, style="markdown"))
 
 
 def main() -> None:
@@ -134,49 +123,49 @@ def main() -> None:
     p.add_argument("--compare-events", type=int, default=1000)
     p.add_argument("--compare-probe", nargs=2, type=int, default=[2000, 1000], metavar=("TRAIN", "TEST"))
     p.add_argument("--zhou-steps", type=int, default=500)
-    p.add_argument("--merge", nargs="+", metavar="JSON", help="do not run: the tables of the runs in these files")
+    sweep_arguments(p, "hebbian_reproduction")
     args = parse(p)
-    if args.merge:
-        runs: dict[str, Any] = {}
-        for saved in (json.loads(Path(f).read_text()) for f in args.merge):
-            for part, value in saved["runs"].items():
-                runs[part] = runs.get(part, []) + value if isinstance(value, list) else value
-    else:
-        runs = {}
-        for part in args.parts:
-            if part in PROTOCOLS:
-                path, extra = config_path(part, args.full)
-                runs[part] = [run_config(path, s, [*extra, *args.set]) for s in args.seeds]
-            elif part == "curve":
-                path, extra = config_path(args.curve_config, args.full)
-                every_ms = args.curve_every * 200.0  # eye.fixation_ms = 200
-                runs[part] = run_config(path, args.seeds[0], [*extra, *args.set, f"run.events={args.curve_events}",
-                                                              f"probe.every_ms={every_ms}"])
-            elif part == "zhou":
-                zargs = argparse.Namespace(data="mnist5k.npz", labels=[1, 5, 10, 50], seeds=len(args.seeds),
-                                           hidden=100, steps=args.zhou_steps, batch=32, lr=0.2, code_scale=1.0,
-                                           inputs="unit")
-                runs[part] = {"args": vars(zargs), "results": zhou_few_labels.run(zargs)}
-            else:
-                cargs = argparse.Namespace(data="mnist5k.npz", seeds=args.compare_seeds, events=args.compare_events,
-                                           channels=32, probe_train=args.compare_probe[0], probe_test=args.compare_probe[1])
-                runs[part] = {"args": vars(cargs), "results": compare_rules.run_rules(cargs)}
-            print(f"done {part}", flush=True)
-    print(f"\nhebbian_reproduction; {machine()['summary']}")
+    sweeps: dict[str, SweepTable] = {}
+    other: dict[str, Any] = {}
+    for part in args.parts:
+        if part in PROTOCOLS:
+            sweeps[part] = sweep(part, part, args)
+        elif part == "curve":
+            path, extra = config_path(args.curve_config, args.full)
+            settings = curve_settings(path, [*extra, *args.set], args.curve_events, args.curve_every)
+            sweeps[part] = sweep(part, args.curve_config, args, settings)
+        elif part == "zhou":
+            zargs = argparse.Namespace(data="mnist5k.npz", labels=[1, 5, 10, 50], seeds=len(args.seeds),
+                                       hidden=100, steps=args.zhou_steps, batch=32, lr=0.2, code_scale=1.0,
+                                       inputs="unit")
+            other[part] = {"args": vars(zargs), "results": zhou_few_labels.run(zargs)}
+        else:
+            cargs = argparse.Namespace(data="mnist5k.npz", seeds=args.compare_seeds, events=args.compare_events,
+                                       channels=32, probe_train=args.compare_probe[0], probe_test=args.compare_probe[1],
+                                       out=str(Path(args.out) / part), jobs=args.jobs, threads=args.threads)
+            other[part] = {"args": vars(cargs), "results": compare_rules.run_rules(cargs)}
+        print(f"done {part}", flush=True)
+    print(f"\nhebbian_reproduction; {machine()['summary']}; runs in {Path(args.out).resolve()}")
     for part in PROTOCOLS:
-        if part in runs:
-            print("\n" + protocol_table(part, runs[part]))
-    if "miconi" in runs or "miconi_plain" in runs:
-        print("\nMiconi's interventions (layer 1 -> layer 3)\n" + interventions_table(runs))
-    if "curve" in runs:
-        print("\n" + curve_table(runs["curve"]))
-    if "zhou" in runs:
-        print("\n" + zhou_few_labels.few_label_table(runs["zhou"]["results"], argparse.Namespace(**runs["zhou"]["args"])))
-    if "compare" in runs:
-        c = argparse.Namespace(**runs["compare"]["args"])
+        if part in sweeps and finished(sweeps[part]):
+            source = config_path(part, args.full)[0].relative_to(ROOT)
+            print("\n" + protocol_table(part, sweeps[part], str(source)))
+    if any(v in sweeps and finished(sweeps[v]) for v in ("miconi", "miconi_plain")):
+        print("\nMiconi's interventions (layer 1 -> layer 3)\n" + interventions_table(sweeps))
+    if "curve" in sweeps:
+        source = config_path(args.curve_config, args.full)[0].relative_to(ROOT)
+        print(f"\ncurve: {source}, {args.curve_events} events, probed every {args.curve_every} events; trained "
+              f"accuracy against the random weights (paired over seeds)\n" + sweeps["curve"].curve_markdown())
+    if "zhou" in other:
+        zhou = other["zhou"]
+        print("\n" + zhou_few_labels.few_label_table(zhou["results"], argparse.Namespace(**zhou["args"])))
+    if "compare" in other:
+        c = argparse.Namespace(**other["compare"]["args"])
         print(f"\ncompare_rules: {c.data}, {c.events} events x 16 glimpses, conv {c.channels}x5x5 + relu + maxpool 2, "
-              f"ridge probe {c.probe_train}/{c.probe_test}, {c.seeds} seeds\n" + compare_rules.ranked_table(runs["compare"]["results"]))
-    write_json(args.json, args, runs=runs)
+              f"ridge probe {c.probe_train}/{c.probe_test}, {c.seeds} seeds\n"
+              + compare_rules.ranked_table(other["compare"]["results"]))
+    write_json(args.json, args, runs={part: run_records(s) for part, s in sweeps.items()},
+               tables={part: s.curve if part == "curve" else s.rows for part, s in sweeps.items()}, **other)
 
 
 if __name__ == "__main__":

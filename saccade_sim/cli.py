@@ -88,9 +88,11 @@ def _sweep(args: argparse.Namespace) -> int:
                       overrides=args.set, executor=args.executor, threads=args.threads,
                       slurm=dict(parse_grid(args.slurm, single=True)), progress=not args.quiet)
     print(table.markdown())
+    if any(len(run.curve) > 2 for run in table.runs):  # budgets besides 0 and the end: probed during the runs
+        print("\n" + table.curve_markdown())
     print(f"{len(table.runs)} runs: {table.count('done')} done now, {table.count('skipped')} finished before, "
-          f"{table.count('diverged')} diverged, {table.count('failed')} failed; table.csv, table.md and runs.csv "
-          f"in {Path(args.out).resolve()}")
+          f"{table.count('diverged')} diverged, {table.count('failed')} failed; table.csv, table.md, curve.csv, "
+          f"curve.md and runs.csv in {Path(args.out).resolve()}")
     return EXIT_ERROR if table.count("failed") else EXIT_DIVERGED if table.count("diverged") else 0
 
 

@@ -11,6 +11,8 @@ through submitit (its local executor, or SLURM). The cross-run table (``table.cs
 per run in ``runs.csv``) gives per combination and representation the mean and sample standard deviation
 over seeds of the probe's test accuracy, and each layer's paired gain over its random-weights twin (the same
 seed's untrained layer): ``gain_s = trained_s - random_s``, mean, sd and how many seeds are above 0.
+With in-run probes (``probe.every_ms``), the learning curve (``curve.csv``, ``curve.md``) gives the same per
+budget (events): each layer's trained accuracy at that budget against the run's random twin and raw input.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from .errors import ConfigError, DivergenceError, Interrupted, SaccadeSimError
 from .progress import bar as progress_bar
 
 MANIFEST = "sweep.json"
+DECODING = "decoding.json"  #: a run's in-run probes (``probe.every_ms``), written by ``Experiment.save``
 EXECUTORS = ("local", "submitit-local", "slurm")
 #: submitit's cluster-independent parameters; any other ``--slurm`` key is passed as ``slurm_KEY``
 SUBMITIT_GENERIC = ("timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node", "name")
@@ -144,6 +147,23 @@ class SweepRun:
     status: str = "pending"
     error: str = ""
     results: dict[str, Any] | None = field(repr=False, default=None)
+    #: a finished run's accuracy per layer at each probed budget, {events: {layer: accuracy}}: at 0 its initial
+    #: weights (the final probe's random twins), then the in-run probes (``probe.every_ms``) and the final probe
+    #: (at ``run.events``, which it overrides); empty without a final probe
+    curve: dict[int, dict[str, float]] = field(repr=False, default_factory=dict)
+
+    def finish(self, results: dict[str, Any], status: str) -> None:
+        """Record the finished run's results and read its in-run probes from its folder."""
+        self.results, self.status = results, status
+        probe = results.get("probe")
+        if not probe:
+            return
+        path = self.folder / DECODING
+        points = [{"event": 0, **probe["baselines"]["random"]},
+                  *(json.loads(path.read_text()) if path.exists() else []),
+                  {"event": results["events"], **probe["layers"]}]
+        self.curve = {p["event"]: {k: v for k, v in p.items() if k not in ("event", "time_ms")}
+                      for p in sorted(points, key=lambda p: p["event"])}
 
 
 def base_tree(config: str | Path | Mapping[str, Any] | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -328,7 +348,7 @@ def _execute(runs: list[SweepRun], make: Callable[[], Any], progress: bool,
 
 def _collect(run: SweepRun, future: Future) -> None:
     try:
-        run.results, run.status = future.result(), "done"
+        run.finish(future.result(), "done")
     except Interrupted:
         run.status = "interrupted"
     except DivergenceError as exc:
@@ -343,17 +363,38 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _paired(trained: Sequence[float], random: Sequence[float]) -> dict[str, Any]:
+    """Trained and random-twin accuracies of the same seeds: each one's mean and sd, and the paired gain's
+    mean, sd and how many seeds are above 0."""
+    gains = [t - b for t, b in zip(trained, random)]
+    (tm, tsd), (rm, rsd), (gm, gsd) = _stats(trained), _stats(random), _stats(gains)
+    return {"accuracy_mean": tm, "accuracy_sd": tsd, "random_mean": rm, "random_sd": rsd, "gain_mean": gm,
+            "gain_sd": gsd, "gain_above": sum(g > 0 for g in gains)}
+
+
+def _pm(mean: float, sd: float, n: int, sign: str = "") -> str:
+    """'mean ± sd' over ``n`` seeds (the mean alone for one)."""
+    return f"{mean:{sign}.3f} ± {sd:.3f}" if n > 1 else f"{mean:{sign}.3f}"
+
+
 @dataclass
 class SweepTable:
-    """The runs of a sweep and their cross-run table (:attr:`rows`: one per combination and representation)."""
+    """The runs of a sweep and their cross-run tables: :attr:`rows` (one per combination and representation,
+    at the end of the runs) and :attr:`curve` (one per combination, budget and representation)."""
 
     keys: list[str]  #: the settings that vary between combinations (the grid's keys and the variants' keys)
     runs: list[SweepRun]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: the learning curve: per combination, ``events`` 0 (the raw input, and each layer's initial weights: its
+    #: random twin) and then every probed budget (the in-run probes and the final probe), each layer's trained
+    #: accuracy against the same seeds' random twins
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.rows:
             self.rows = self._summarise()
+        if not self.curve:
+            self.curve = self._summarise_curve()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runs)
@@ -374,34 +415,64 @@ class SweepTable:
             rows.append({**head, "representation": "input", "accuracy_mean": mean, "accuracy_sd": sd,
                          "chance": chance, "wall_s_mean": wall})
             for layer in ok[0]["probe"]["layers"]:
-                trained = [r["probe"]["layers"][layer] for r in ok]
-                random = [r["probe"]["baselines"]["random"][layer] for r in ok]
-                gains = [t - b for t, b in zip(trained, random)]
-                (tm, tsd), (rm, rsd), (gm, gsd) = _stats(trained), _stats(random), _stats(gains)
-                rows.append({**head, "representation": layer, "accuracy_mean": tm, "accuracy_sd": tsd,
-                             "random_mean": rm, "random_sd": rsd, "gain_mean": gm, "gain_sd": gsd,
-                             "gain_above": sum(g > 0 for g in gains), "chance": chance, "wall_s_mean": wall})
+                rows.append({**head, "representation": layer,
+                             **_paired([r["probe"]["layers"][layer] for r in ok],
+                                       [r["probe"]["baselines"]["random"][layer] for r in ok]),
+                             "chance": chance, "wall_s_mean": wall})
         return rows
 
-    def row(self, combination: str, representation: str) -> dict[str, Any]:
-        """The summary row of one combination's representation ("input", "layer1", ...)."""
-        for r in self.rows:
-            if r["combination"] == combination and r["representation"] == representation:
+    def _summarise_curve(self) -> list[dict[str, Any]]:
+        rows = []
+        for label in dict.fromkeys(r.label for r in self.runs):
+            ok = [r for r in self.runs if r.label == label and r.curve]
+            if not ok:
+                continue
+            head = {"combination": label, **{k: ok[0].values.get(k, "") for k in self.keys}}
+            probes = [r.results["probe"] for r in ok]
+            chance = probes[0]["chance"]
+            mean, sd = _stats([p["baselines"]["input"] for p in probes])
+            rows.append({**head, "events": 0, "representation": "input", "seeds": len(ok), "accuracy_mean": mean,
+                         "accuracy_sd": sd, "chance": chance})
+            for events in sorted({e for r in ok for e in r.curve}):
+                seeds = [r for r in ok if events in r.curve]
+                for layer in probes[0]["layers"]:
+                    rows.append({**head, "events": events, "representation": layer, "seeds": len(seeds),
+                                 **_paired([r.curve[events][layer] for r in seeds],
+                                           [r.results["probe"]["baselines"]["random"][layer] for r in seeds]),
+                                 "chance": chance})
+        return rows
+
+    def row(self, combination: str, representation: str, events: int | None = None) -> dict[str, Any]:
+        """The summary row of one combination's representation ("input", "layer1", ...); with ``events``, its
+        row of the learning curve at that budget."""
+        for r in self.rows if events is None else self.curve:
+            if r["combination"] == combination and r["representation"] == representation and (
+                    events is None or r["events"] == events):
                 return r
-        raise KeyError(f"no row {combination!r} / {representation!r}")
+        where = "" if events is None else f" at {events} events"
+        raise KeyError(f"no row {combination!r} / {representation!r}{where}")
 
     COLUMNS = ("combination", "representation", "seeds", "failed", "accuracy_mean", "accuracy_sd", "random_mean",
                "random_sd", "gain_mean", "gain_sd", "gain_above", "chance", "wall_s_mean", "error")
+    CURVE_COLUMNS = ("combination", "events", "representation", "seeds", "accuracy_mean", "accuracy_sd",
+                     "random_mean", "random_sd", "gain_mean", "gain_sd", "gain_above", "chance")
+
+    def _csv(self, rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+        buf = text_io.StringIO()
+        writer = csv.DictWriter(buf, ["combination", *self.keys, *columns[1:]], extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _show(v) if k in self.keys else v for k, v in r.items()})
+        return buf.getvalue()
 
     def csv(self) -> str:
         """:attr:`rows` as CSV: the combination, its settings, then :data:`COLUMNS` (empty where not defined)."""
-        columns = ["combination", *self.keys, *self.COLUMNS[1:]]
-        buf = text_io.StringIO()
-        writer = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for r in self.rows:
-            writer.writerow({k: _show(v) if k in self.keys else v for k, v in r.items()})
-        return buf.getvalue()
+        return self._csv(self.rows, self.COLUMNS)
+
+    def curve_csv(self) -> str:
+        """:attr:`curve` as CSV: the combination, its settings, then :data:`CURVE_COLUMNS`."""
+        return self._csv(self.curve, self.CURVE_COLUMNS)
 
     def runs_csv(self) -> str:
         """One line per run: settings, seed, status, folder, every probe accuracy, timings and any error."""
@@ -430,10 +501,6 @@ class SweepTable:
         head = ["combination", "seeds", "input", *[c for n in layers for c in (f"{n} (random)", f"{n} - random")],
                 "s/run"]
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-
-        def pm(mean: float, sd: float, n: int, sign: str = "") -> str:
-            return f"{mean:{sign}.3f} ± {sd:.3f}" if n > 1 else f"{mean:{sign}.3f}"
-
         for label in dict.fromkeys(r["combination"] for r in self.rows):
             rows = {r["representation"]: r for r in self.rows if r["combination"] == label}
             first = next(iter(rows.values()))
@@ -442,25 +509,43 @@ class SweepTable:
             if "input" not in rows:
                 lines.append(f"| {label} | {seeds} | failed: {first.get('error', '')[:80]} |")
                 continue
-            cells = [label, seeds, pm(rows["input"]["accuracy_mean"], rows["input"]["accuracy_sd"], n)]
+            cells = [label, seeds, _pm(rows["input"]["accuracy_mean"], rows["input"]["accuracy_sd"], n)]
             for layer in layers:
                 r = rows.get(layer)
                 if r is None:
                     cells += ["", ""]
                     continue
-                cells.append(f"{pm(r['accuracy_mean'], r['accuracy_sd'], n)} "
-                             f"({pm(r['random_mean'], r['random_sd'], n)})")
-                cells.append(f"{pm(r['gain_mean'], r['gain_sd'], n, '+')} ({r['gain_above']}/{n} above)")
+                cells.append(f"{_pm(r['accuracy_mean'], r['accuracy_sd'], n)} "
+                             f"({_pm(r['random_mean'], r['random_sd'], n)})")
+                cells.append(f"{_pm(r['gain_mean'], r['gain_sd'], n, '+')} ({r['gain_above']}/{n} above)")
             wall = rows["input"]["wall_s_mean"]
             cells.append(f"{wall:.0f}" if wall >= 10 else f"{wall:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    def curve_markdown(self) -> str:
+        """The learning curve, one line per combination, budget and representation: the trained accuracy, the
+        random twin and the paired gain, each mean ± sd over seeds (at 0 events the layers are their twins)."""
+        head = ["combination", "events", "representation", "seeds", "trained", "random twin", "trained - random"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for r in self.curve:
+            n = r["seeds"]
+            cells = [r["combination"], str(r["events"]), r["representation"], str(n),
+                     _pm(r["accuracy_mean"], r["accuracy_sd"], n)]
+            if "random_mean" in r:
+                cells += [_pm(r["random_mean"], r["random_sd"], n),
+                          f"{_pm(r['gain_mean'], r['gain_sd'], n, '+')} ({r['gain_above']}/{n} above)"]
+            else:
+                cells += ["", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
     def write(self, out: str | Path) -> None:
-        """``table.csv``, ``table.md`` and ``runs.csv`` into ``out`` (atomically)."""
+        """``table.csv``, ``table.md``, ``runs.csv``, ``curve.csv`` and ``curve.md`` into ``out`` (atomically)."""
         out = Path(out)
         for name, text in (("table.csv", self.csv()), ("table.md", self.markdown() + "\n"),
-                           ("runs.csv", self.runs_csv())):
+                           ("runs.csv", self.runs_csv()), ("curve.csv", self.curve_csv()),
+                           ("curve.md", self.curve_markdown() + "\n")):
             io.atomic_write(out / name, lambda p, t=text: p.write_text(t))
 
 
@@ -474,7 +559,7 @@ def load_sweep(out: str | Path) -> SweepTable:
     for entry in manifest["runs"]:
         run = SweepRun(entry["label"], entry["values"], entry["seed"], out / entry["folder"])
         if (run.folder / RESULTS).exists():
-            run.results, run.status = json.loads((run.folder / RESULTS).read_text()), "skipped"
+            run.finish(json.loads((run.folder / RESULTS).read_text()), "skipped")
         runs.append(run)
     return SweepTable(manifest["keys"], runs)
 
@@ -487,10 +572,10 @@ def run_sweep(config: str | Path | Mapping[str, Any] | None = None,
               progress: bool = True, echo: Callable[[str], None] = print) -> SweepTable:
     """Run every combination of ``variants`` (label -> settings) x ``grid`` (dotted key -> values) for every
     seed, each in ``out/COMBINATION/seedN`` (finished runs are skipped, interrupted ones resumed), and write
-    ``sweep.json``, ``table.csv``, ``table.md`` and ``runs.csv`` into ``out``. ``config`` is a TOML / JSON file,
-    a dict or None (the defaults); ``overrides`` are ``key=value`` strings applied to it. A run that fails
-    (e.g. diverges) is reported and the sweep goes on; Ctrl-C stops every run at a checkpoint and raises
-    :class:`~saccade_sim.errors.Interrupted`. Returns the table."""
+    ``sweep.json``, ``table.csv``, ``table.md``, ``runs.csv``, ``curve.csv`` and ``curve.md`` into ``out``.
+    ``config`` is a TOML / JSON file, a dict or None (the defaults); ``overrides`` are ``key=value`` strings
+    applied to it. A run that fails (e.g. diverges) is reported and the sweep goes on; Ctrl-C stops every run
+    at a checkpoint and raises :class:`~saccade_sim.errors.Interrupted`. Returns the table."""
     if executor not in EXECUTORS:
         raise ConfigError(f"sweep executor: unknown value {executor!r}; valid choices: {', '.join(EXECUTORS)}")
     if jobs < 1 or threads < 1:
@@ -506,7 +591,7 @@ def run_sweep(config: str | Path | Mapping[str, Any] | None = None,
     todo = []
     for run in runs:
         if _finished(run):
-            run.results, run.status = json.loads((run.folder / RESULTS).read_text()), "skipped"
+            run.finish(json.loads((run.folder / RESULTS).read_text()), "skipped")
         else:
             todo.append(run)
 

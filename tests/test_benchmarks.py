@@ -1,9 +1,11 @@
-"""The benchmark scripts run from one command: the CLAPP learning curve and the Hebbian reproduction (runs of
-separate seeds merge into one table), and the comparisons, which exit when their two sides drift apart."""
+"""The benchmark scripts run from one command: the CLAPP learning curve and the Hebbian reproduction (their seeds
+are sweep runs, read back when the command runs again), and the comparisons, which exit when their two sides
+drift apart."""
 import argparse
 import importlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -14,63 +16,71 @@ import torch
 from conftest import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = str(ROOT / "benchmarks" / "clapp_curve.py")
 
 
-def _curve(*args: str) -> str:
-    proc = subprocess.run([sys.executable, SCRIPT, "--threads", "2", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+def _bench(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-def test_clapp_curve_probes_each_budget_and_merges_seeds_with_paired_gains(tmp_path):
-    small = ["--config", "default", "--budgets", "10", "20", "--set", f"data.source={data_path('mnist5k.npz')}",
-             "--set", "probe.train=60", "--set", "probe.test=40", "--set", "network.layers=[{channels=4, pool=2}]"]
-    halves = []
-    for seed in ("0", "1"):
-        halves.append(tmp_path / f"seed{seed}.json")
-        out = _curve(*small, "--seeds", seed, "--json", str(halves[-1]))
-        assert f"seed {seed} events 10: layer1" in out and f"seed {seed} events 20: layer1" in out
-        assert "/1 above)" in out
-    merged = _curve("--merge", *map(str, halves))
-    runs = sorted((json.loads(h.read_text())["runs"][0] for h in halves), key=lambda r: r["seed"])
-    assert [r["seed"] for r in runs] == [0, 1] and [b["events"] for b in runs[0]["budgets"]] == [10, 20]
-    gains = [r["budgets"][1]["layers"]["layer1"] - r["random"]["layer1"] for r in runs]
-    row = next(line for line in merged.splitlines() if line.startswith("| 20 ") and "layer1" in line)
-    above = sum(g > 0 for g in gains)
-    mean, sd = sum(gains) / 2, abs(gains[0] - gains[1]) / 2 ** 0.5
-    assert f"{mean:.3f} +- {sd:.3f} ({above}/2 above)" in row
+def _gain_text(trained: list[float], random: list[float]) -> tuple[str, str, str]:
+    """The paired gain's mean, sd and '(k/2' as the tables print them, computed here from the run folders."""
+    gains = [t - b for t, b in zip(trained, random)]
+    return f"{statistics.fmean(gains):+.3f}", f"{statistics.stdev(gains):.3f}", f"({sum(g > 0 for g in gains)}/2"
 
 
-def test_hebbian_reproduction_tables_from_per_seed_runs_and_curve(tmp_path):
-    """Two seeds run as separate invocations merge into one per-layer table (trained, random twin, raw input,
-    the paired gain and its seed count); the curve part probes during the run."""
-    script = str(ROOT / "benchmarks" / "hebbian_reproduction.py")
-    tiny = ["--set", "run.events=4", "--set", "probe.train=60", "--set", "probe.test=40",
-            "--set", "eye.batch=16", "--set", "network.layers=[{channels=4, kernel=3, pool=2}, {channels=4, kernel=3}]"]
+def test_clapp_curve_probes_each_budget_of_each_seed_run_and_reads_them_back(tmp_path):
+    """Budgets 10 and 30 are probed every 10 events (20 between them) in one run per seed; the table's paired
+    gains are those of the run folders, and the same command again reruns nothing."""
+    small = ["--config", "default", "--budgets", "10", "30", "--seeds", "0", "1", "--threads", "2",
+             "--set", f"data.source={data_path('mnist5k.npz')}", "--set", "probe.train=60", "--set", "probe.test=40",
+             "--set", "network.layers=[{channels=4, pool=2}]", "--out", str(tmp_path / "runs"),
+             "--json", str(tmp_path / "c.json")]
+    out = _bench("clapp_curve.py", *small)
+    assert "done base seed 0" in out and "done base seed 1" in out
+    assert "probed every 10 events (3 budgets for the 2 asked)" in out
+    folders = [tmp_path / "runs" / "base" / f"seed{s}" for s in (0, 1)]
+    random = [json.loads((f / "results.json").read_text())["probe"]["baselines"]["random"]["layer1"] for f in folders]
+    decoding = [json.loads((f / "decoding.json").read_text()) for f in folders]
+    assert [p["event"] for p in decoding[0]] == [10, 20, 30]
+    for i, events in enumerate((10, 20, 30)):
+        row = next(line for line in out.splitlines() if line.startswith(f"| base | {events} | layer1 | 2 |"))
+        mean, sd, above = _gain_text([d[i]["layer1"] for d in decoding], random)
+        assert row.split("|")[7].split() == [mean, "±", sd, above, "above)"]
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert [r["seed"] for r in saved["runs"]] == [0, 1] and saved["step"] == 10
+    assert [p["events"] for p in saved["runs"][0]["curve"]] == [0, 10, 20, 30]
+    again = _bench("clapp_curve.py", *small)
+    assert "done base" not in again and "2 of 2 seed(s) [0, 1] finished" in again
+    assert again.split("| combination |")[1] == out.split("| combination |")[1]
 
-    def bench(*args: str) -> str:
-        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
 
-    files = [tmp_path / f"s{seed}.json" for seed in (0, 1)]
-    bench("--parts", "sphere", "curve", "--curve-config", "sphere", "--curve-events", "4", "--curve-every", "2",
-          "--seeds", "0", *tiny, "--json", str(files[0]))
-    bench("--parts", "sphere", "--seeds", "1", *tiny, "--json", str(files[1]))
-    out = bench("--merge", *map(str, files), "--json", str(tmp_path / "all.json"))
+def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_path):
+    """Seed 0 first, then the command that names seeds 0 and 1: seed 0 is read back, and the per-layer table
+    (trained, random twin, raw input, paired gain) is over both; the curve part probes during the runs."""
+    tiny = ["--set", "run.events=4", "--set", "probe.train=60", "--set", "probe.test=40", "--set", "eye.batch=16",
+            "--set", "network.layers=[{channels=4, kernel=3, pool=2}, {channels=4, kernel=3}]",
+            "--out", str(tmp_path / "runs")]
+    first = _bench("hebbian_reproduction.py", "--parts", "sphere", "--seeds", "0", *tiny,
+                   "--json", str(tmp_path / "a.json"))
+    assert "sphere: done base seed 0" in first and "1 seed(s)" in first
+    out = _bench("hebbian_reproduction.py", "--parts", "sphere", "curve", "--curve-config", "sphere", "--curve-events",
+                 "4", "--curve-every", "2", "--seeds", "0", "1", *tiny, "--json", str(tmp_path / "all.json"))
+    assert "sphere: done base seed 0" not in out and "sphere: done base seed 1" in out
     runs = json.loads((tmp_path / "all.json").read_text())["runs"]
-    assert [r["seed"] for r in runs["sphere"]] == [0, 1]
+    assert [r["seed"] for r in runs["sphere"]] == [0, 1] and runs["sphere"][0]["status"] == "skipped"
     assert "sphere: configs/sphere.toml, 4 events x 16 images, 60/40 probe" in out and "2 seed(s)" in out
-    gains = [r["probe"]["layers"]["layer2"] - r["probe"]["baselines"]["random"]["layer2"] for r in runs["sphere"]]
+    probes = [r["results"]["probe"] for r in runs["sphere"]]
     row = next(line for line in out.splitlines() if line.startswith("| layer2 "))
-    assert row.split("|")[4].split() == [f"{sum(gains) / 2:+.3f}", "+-", f"{abs(gains[0] - gains[1]) / 2 ** 0.5:.3f}",
-                                         f"({sum(g > 0 for g in gains)}/2", "above)"]
+    mean, sd, above = _gain_text([p["layers"]["layer2"] for p in probes],
+                                 [p["baselines"]["random"]["layer2"] for p in probes])
+    assert row.split("|")[4].split() == [mean, "+-", sd, above, "above)"]
     curve = out[out.index("curve: configs/sphere.toml"):].splitlines()
-    rows = [line for line in curve[3:] if line.startswith("|")]
-    assert [line.split("|")[1].strip() for line in rows] == ["2", "4"]
+    budgets = [line.split("|")[2].strip() for line in curve if line.startswith("| base |")]
+    assert budgets == ["0"] * 3 + ["2", "2", "4", "4"]  # the input and both layers at 0, the layers at 2 and 4
+    assert [p["events"] for p in runs["curve"][1]["curve"]] == [0, 2, 4]
 
 
 def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:

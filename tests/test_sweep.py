@@ -1,5 +1,6 @@
-"""Sweeps on the shared digits: the grid syntax, the table against an independent computation from the run
-folders, resuming, refusing a folder of another configuration, the CLI, parallel processes and submitit."""
+"""Sweeps on the shared digits: the grid syntax, the table and the learning curve against an independent
+computation from the run folders, resuming, refusing a folder of another configuration, the CLI, parallel
+processes and submitit."""
 import json
 import statistics
 
@@ -71,6 +72,53 @@ def test_sweep_table_matches_the_run_folders_and_resumes(tmp_path):
     changed = {**base(), "probe": {"train": 60, "test": 50}}
     with pytest.raises(ConfigError, match="another configuration"):
         run_sweep(changed, {"rule.lr": [0.01]}, seeds=[0], out=out, progress=False, echo=lambda s: None)
+
+
+def test_learning_curve_per_budget_matches_the_run_folders_and_survives_a_resume(tmp_path, capsys):
+    """Probed during the runs every 4 events of 12: per combination and budget, each layer's trained accuracy
+    (decoding.json; results.json at the end) against the same seeds' random twins, recomputed from the folders;
+    the CLI resumes the sweep and prints the curve."""
+    out, grid = tmp_path / "curve", {"rule.lr": [0.01, 0.05]}
+    config = tmp_path / "exp.json"
+    config.write_text(json.dumps({**base(), "probe": {**SMALL["probe"], "every_ms": 4 * 200.0}}))
+    table = run_sweep(config, grid, seeds=[0, 1], out=out, progress=False, echo=lambda s: None)
+    for lr in (0.01, 0.05):
+        folders = [out / f"rule.lr={lr}" / f"seed{s}" for s in (0, 1)]
+        results = [json.loads((f / "results.json").read_text()) for f in folders]
+        decoding = [json.loads((f / "decoding.json").read_text()) for f in folders]
+        assert [[p["event"] for p in d] for d in decoding] == [[4, 8, 12]] * 2
+        for d, r in zip(decoding, results):  # the in-run probe at the end is the final probe
+            assert d[-1]["layer1"] == r["probe"]["layers"]["layer1"]
+        random = [r["probe"]["baselines"]["random"]["layer1"] for r in results]
+        at = {0: random, **{p["event"]: [d[i]["layer1"] for d in decoding] for i, p in enumerate(decoding[0])}}
+        for events, trained in at.items():
+            gains = [t - b for t, b in zip(trained, random)]
+            row = table.row(f"rule.lr={lr}", "layer1", events)
+            assert row["seeds"] == 2 and row["rule.lr"] == lr
+            assert row["accuracy_mean"] == pytest.approx(statistics.fmean(trained))
+            assert row["accuracy_sd"] == pytest.approx(statistics.stdev(trained))
+            assert row["random_mean"] == pytest.approx(statistics.fmean(random))
+            assert row["random_sd"] == pytest.approx(statistics.stdev(random))
+            assert row["gain_mean"] == pytest.approx(statistics.fmean(gains))
+            assert row["gain_sd"] == pytest.approx(statistics.stdev(gains))
+            assert row["gain_above"] == sum(g > 0 for g in gains)
+        assert table.row(f"rule.lr={lr}", "input", 0)["accuracy_mean"] == pytest.approx(
+            statistics.fmean(r["probe"]["baselines"]["input"] for r in results))
+    assert [(r["events"], r["representation"]) for r in table.curve[:5]] == [
+        (0, "input"), (0, "layer1"), (4, "layer1"), (8, "layer1"), (12, "layer1")] and len(table.curve) == 10
+    lines = (out / "curve.csv").read_text().splitlines()
+    assert lines[0].startswith("combination,rule.lr,events,representation,seeds,accuracy_mean") and len(lines) == 11
+    assert "| rule.lr=0.05 | 8 | layer1 | 2 |" in (out / "curve.md").read_text()
+
+    (out / "rule.lr=0.01" / "seed1" / "results.json").unlink()  # as if killed before it finished
+    kept = (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["sweep", str(config), "--quiet", "--out", str(out), "--grid", "rule.lr=0.01,0.05",
+                 "--seeds", "0-1"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 done now, 3 finished before" in printed and "| rule.lr=0.01 | 12 | layer1 | 2 |" in printed
+    assert (out / "rule.lr=0.05" / "seed0" / "decoding.json").stat().st_mtime_ns == kept
+    assert load_sweep(out).curve == table.curve
 
 
 def test_bad_grid_value_is_refused_before_anything_runs(tmp_path):
