@@ -470,7 +470,7 @@ class Experiment:
             learning_curve(self.history, out / "learning_curve.png")
             save_recordings(self.monitors, out)
             if self.decoding:
-                io.write_json(out / "decoding.json", self.decoding)
+                io.write_json(out / runfolder.DECODING, self.decoding)
             if hasattr(self, "results"):
                 io.write_json(out / "results.json", self.results)
         return out

@@ -40,7 +40,6 @@ from .errors import ConfigError, DivergenceError, Interrupted, SaccadeSimError
 from .progress import bar as progress_bar
 
 MANIFEST = "sweep.json"
-DECODING = "decoding.json"  #: a run's in-run probes (``probe.every_ms``), written by ``Experiment.save``
 EXECUTORS = ("local", "submitit-local", "slurm")
 #: submitit's cluster-independent parameters; any other ``--slurm`` key is passed as ``slurm_KEY``
 SUBMITIT_GENERIC = ("timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node", "name")
@@ -158,7 +157,7 @@ class SweepRun:
         probe = results.get("probe")
         if not probe:
             return
-        path = self.folder / DECODING
+        path = self.folder / runfolder.DECODING
         points = [{"event": 0, **probe["baselines"]["random"]},
                   *(json.loads(path.read_text()) if path.exists() else []),
                   {"event": results["events"], **probe["layers"]}]
@@ -377,6 +376,11 @@ def _pm(mean: float, sd: float, n: int, sign: str = "") -> str:
     return f"{mean:{sign}.3f} ± {sd:.3f}" if n > 1 else f"{mean:{sign}.3f}"
 
 
+def _gain(row: Mapping[str, Any], n: int) -> str:
+    """A row's paired gain over ``n`` seeds: 'mean ± sd (k/n above)'."""
+    return f"{_pm(row['gain_mean'], row['gain_sd'], n, '+')} ({row['gain_above']}/{n} above)"
+
+
 @dataclass
 class SweepTable:
     """The runs of a sweep and their cross-run tables: :attr:`rows` (one per combination and representation,
@@ -517,7 +521,7 @@ class SweepTable:
                     continue
                 cells.append(f"{_pm(r['accuracy_mean'], r['accuracy_sd'], n)} "
                              f"({_pm(r['random_mean'], r['random_sd'], n)})")
-                cells.append(f"{_pm(r['gain_mean'], r['gain_sd'], n, '+')} ({r['gain_above']}/{n} above)")
+                cells.append(_gain(r, n))
             wall = rows["input"]["wall_s_mean"]
             cells.append(f"{wall:.0f}" if wall >= 10 else f"{wall:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
@@ -534,7 +538,7 @@ class SweepTable:
                      _pm(r["accuracy_mean"], r["accuracy_sd"], n)]
             if "random_mean" in r:
                 cells += [_pm(r["random_mean"], r["random_sd"], n),
-                          f"{_pm(r['gain_mean'], r['gain_sd'], n, '+')} ({r['gain_above']}/{n} above)"]
+                          _gain(r, n)]
             else:
                 cells += ["", ""]
             lines.append("| " + " | ".join(cells) + " |")
