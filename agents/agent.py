@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from saccade_sim.distributed import WeightSync
 from saccade_sim.errors import DivergenceError
 from saccade_sim.events import Glimpse
+from saccade_sim.parts import WeightSync
 
 from .layers import Layer
 from .rules.base import Factors, Rule

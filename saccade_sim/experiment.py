@@ -16,11 +16,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
-from . import datasets, distributed, io, provenance, runfolder
+from . import datasets, distributed, io, plugins, provenance, runfolder  # noqa: F401  (plugins: registers the built-ins)
 from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError, DataError
@@ -299,7 +298,9 @@ class Experiment:
                     raise agent.divergence_error(why, self.eye.time)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
+    def probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
+        """The sorted indices of at most ``limit`` (0: all) of ``n_items`` stimuli, a permutation seeded by
+        ``(seed, "probe", name)``: the same stimuli for every run of a seed."""
         perm = np.random.default_rng(stream_seed(self.config.seed, "probe", name)).permutation(n_items)
         return torch.from_numpy(np.sort(perm[:limit] if limit else perm))
 
@@ -316,8 +317,8 @@ class Experiment:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
         input, the costliest probe, when ``with_input`` is false); ``tick()`` after each batch and each fit."""
         p = self.config.probe
-        tr = self._probe_indices(len(self.train_labels), p.train, "train")
-        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        tr = self.probe_indices(len(self.train_labels), p.train, "train")
+        te = self.probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
 
         seed = stream_seed(self.config.seed, "probe", "linear")  # the linear readout's draws
@@ -354,8 +355,8 @@ class Experiment:
     def probe(self, progress: bool = False) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
-        tr = self._probe_indices(len(self.train_labels), p.train, "train")
-        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        tr = self.probe_indices(len(self.train_labels), p.train, "train")
+        te = self.probe_indices(len(self.test_labels), p.test, "test")
         names = [a.name for a in self.agents]
         batches = -(-len(tr) // p.batch) - (-len(te) // p.batch)
         # feature batches: trained layers, raw input, random layers; then one fit per feature set

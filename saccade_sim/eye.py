@@ -22,13 +22,12 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .config import EyeConfig
 from .errors import ConfigError
 from .events import Glimpse
 from .hostsync import deliberate
-from .modalities.base import Modality
-from .policies import SaccadePolicy
+from .parts import GazePolicy, GlimpseSource
 from .seeding import generator
+from .specs import EyeConfig
 
 
 class StimulusStream:
@@ -102,7 +101,7 @@ class Eye:
     rules, ``Glimpse.draws``) are drawn from its shard's stream and kept until the next presentation.
     """
 
-    def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
+    def __init__(self, modality: GlimpseSource, store: torch.Tensor, labels: torch.Tensor, policy: GazePolicy,
                  cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0,
                  block_events: int = 0) -> None:
         n_shards = cfg.shard_count()

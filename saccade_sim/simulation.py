@@ -11,10 +11,9 @@ from typing import Callable, Generator, Sequence
 
 import simpy
 
-from agents.agent import LayerAgent
-
 from .events import Broadcast, Glimpse
 from .eye import Eye
+from .parts import Area
 
 Hook = Callable[[Glimpse], None]
 
@@ -22,7 +21,7 @@ Hook = Callable[[Glimpse], None]
 class Simulation:
     """Eye -> layer agents -> hooks, over simulated milliseconds."""
 
-    def __init__(self, eye: Eye, agents: Sequence[LayerAgent], fixation_ms: float,
+    def __init__(self, eye: Eye, agents: Sequence[Area], fixation_ms: float,
                  delays_ms: Sequence[float] = (), start_ms: float = 0.0) -> None:
         self.env = simpy.Environment(initial_time=start_ms)
         self.eye = eye
@@ -39,7 +38,7 @@ class Simulation:
         """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output)."""
         self.env.process(self._hook_process(self.channels[channel], n_events, fn))
 
-    def _agent_process(self, agent: LayerAgent, inbox: Broadcast, outbox: Broadcast, delay: float) -> Generator:
+    def _agent_process(self, agent: Area, inbox: Broadcast, outbox: Broadcast, delay: float) -> Generator:
         while True:
             glimpse = yield inbox.wait()
             if delay:

@@ -17,16 +17,18 @@ the first layer has learned while keeping the known part (:func:`complete`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
 from .base import Factors, Rule, write_delta
 from .hebbian import correlation, n_terms
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 def activation_delta(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,14 +9,16 @@ parameters only (:func:`write_loss_grad`). Inputs are detached: nothing crosses 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from saccade_sim.events import Glimpse
 
-from ..layers import Layer
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
+
 
 
 @dataclass

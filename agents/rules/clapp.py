@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,12 +51,14 @@ from torch import nn
 
 from saccade_sim.errors import ConfigError
 from saccade_sim.events import Glimpse
-from saccade_sim.policies import GazeSpace
+from saccade_sim.gaze import GazeSpace
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
 from .base import Factors, Rule, write_delta
 from .hebbian import correlation
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 #: per-eye ring buffers (dim 1 = eyes) over the last ``window`` events

@@ -21,7 +21,7 @@ L = -1/2 sum s^2 (/ n); then -dL/dW equals the closed form exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,11 @@ import torch.nn.functional as F
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
 from .base import Factors, Rule, write_delta, write_loss_grad
 from .competition import soft_wta, update_thresholds, winners
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 KINDS = ("hebb", "instar", "oja", "softhebb")
 

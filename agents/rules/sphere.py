@@ -14,6 +14,8 @@ HebbLayer puts the max pool inside the block, so its head sees the pooled map), 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import torch
@@ -23,8 +25,10 @@ from torch import nn
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
 from .base import Factors, Rule, write_loss_grad
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 def cosine_matrix(z: torch.Tensor) -> torch.Tensor:
