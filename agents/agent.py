@@ -90,6 +90,10 @@ class LayerAgent:
                     self._optimizer_step()
         return g.with_data(self.layer.with_shortcut(out, g.data))
 
+    def eye_loss(self) -> torch.Tensor | None:
+        """[B]: the rule's local loss of the last event per eye (None where the rule has none)."""
+        return self.rule.eye_loss()
+
     def compile(self, mode: str) -> None:
         """Run the per-event tensor work (:meth:`event`: forward, rule update, adaptation, update statistics,
         optimiser step) through ``torch.compile``: ``mode`` one of its modes ("default", "reduce-overhead":

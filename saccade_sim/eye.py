@@ -94,7 +94,8 @@ class Eye:
 
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
     ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard. ``block_events`` (0: about 2^16 draws
-    per block) sets how many events are drawn and copied to the device at once; it does not change the draws.
+    per block) sets how many events are drawn and copied to the device at once; it does not change the draws. A
+    policy that subscribes to channels draws one event at a time (its gaze depends on what it observed).
 
     A *presentation* begins where an eye takes a stimulus (a new dwell or a jump). Then its view (the
     modality's :meth:`Modality.sample_view`: a random crop, a flip) and its ``draws`` uniform numbers (for
@@ -126,6 +127,8 @@ class Eye:
         self.stimulus = torch.zeros(self.batch, dtype=torch.long)
         self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)
         self.draws = torch.zeros(self.batch, draws)
+        if getattr(policy, "subscribes", ()):  # a closed loop: each gaze is drawn after the last event is observed
+            block_events = 1
         self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
         self._block: Block | None = None
         self._block_start: tuple[list[dict], State] | None = None  # streams and eye state before the block

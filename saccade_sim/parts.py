@@ -3,7 +3,7 @@ agent may be given a weight synchroniser, a probe runs layers over a modality's 
 neighbours with these and so imports none of them (the concrete classes live in their own parts)."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import torch
 
@@ -29,9 +29,14 @@ class GlimpseSource(Protocol):
 
 
 class GazePolicy(Protocol):
-    """A saccade policy (:class:`saccade_sim.policies.SaccadePolicy`): gaze coordinates [batch, D] (long)."""
+    """A saccade policy (:class:`saccade_sim.policies.SaccadePolicy`): gaze coordinates [batch, D] (long), and
+    what it reads of the network (the channels it ``subscribes`` to, given to :meth:`observe` after each event)."""
+
+    subscribes: tuple[str, ...]
 
     def sample(self, step: int, batch: int, space: GazeSpace, generator: torch.Generator) -> torch.Tensor: ...
+
+    def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None: ...
 
 
 class Area(Protocol):
@@ -40,6 +45,8 @@ class Area(Protocol):
     name: str
 
     def step(self, g: Glimpse) -> Glimpse: ...
+
+    def eye_loss(self) -> torch.Tensor | None: ...
 
 
 class Transmitter(Protocol):

@@ -3,6 +3,7 @@ the glimpse (torchvision's split between sampling a transform's parameters and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Mapping
 
 import torch
 
@@ -11,12 +12,21 @@ from .registry import POLICIES
 
 
 class SaccadePolicy:
-    """Base class. ``sample(step, batch, space, generator)`` returns gaze coordinates [batch, D] (long)."""
+    """Base class. ``sample(step, batch, space, generator)`` returns gaze coordinates [batch, D] (long).
+
+    A closed-loop policy names the network channels it reads in ``subscribes`` (:mod:`saccade_sim.channels`:
+    ``"layer1/activity"``, ``"layer2/loss"``, ``"modulator"``, ``"stimulus"``, ``"gaze"``); the engine then calls
+    :meth:`observe` after each event with their latest tensors, before the next :meth:`sample`. A policy that
+    subscribes to nothing is never called and costs nothing."""
 
     Options = None
+    subscribes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options=None) -> None:
         self.options = options
+
+    def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None:
+        """The latest tensors of the subscribed channels, by name, and the gaze [B, D] of the last event."""
 
     def sample(self, step: int, batch: int, space: GazeSpace, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError

@@ -1,7 +1,10 @@
 """The SimPy wiring. SimPy only orders events: the Eye process emits one Glimpse per fixation onto a
 :class:`Broadcast`; each layer agent's process waits on its input channel, optionally waits its conduction
 delay, runs the agent's (pure tensor) step and publishes the result on its own channel. Monitors are
-processes subscribed to any channel.
+processes subscribed to any channel. A saccade policy that ``subscribes`` to channels
+(:mod:`saccade_sim.channels`) is given their latest tensors after each event, before the eye samples the next
+gaze (the layers' outputs as far as they have been published by then: all of them unless the delays add up to
+more than a fixation).
 
 SimPy processes are generators and cannot be saved: a checkpoint is taken between :meth:`Simulation.run`
 calls, when no event is in flight, and a restored run builds a new Simulation at the saved clock."""
@@ -11,6 +14,7 @@ from typing import Callable, Generator, Sequence
 
 import simpy
 
+from . import channels
 from .events import Broadcast, Glimpse
 from .eye import Eye
 from .parts import Area
@@ -29,6 +33,10 @@ class Simulation:
         self.fixation_ms = fixation_ms
         self.delays = list(delays_ms) or [0.0] * len(self.agents)
         self.channels = [Broadcast(self.env, "eye")] + [Broadcast(self.env, a.name) for a in self.agents]
+        self.subscribes = tuple(getattr(eye.policy, "subscribes", ()))
+        if self.subscribes:
+            channels.check(self.subscribes, [a.name for a in self.agents], f"eye.policy {type(eye.policy).__name__}")
+        self.latest: dict[str, Glimpse] = {}  #: channel name -> its last event (kept only for a subscribing policy)
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
         self.done = eye.event  # events that every layer has processed
@@ -43,7 +51,10 @@ class Simulation:
             glimpse = yield inbox.wait()
             if delay:
                 yield self.env.timeout(delay)
-            outbox.publish(agent.step(glimpse))
+            out = agent.step(glimpse)
+            if self.subscribes:
+                self.latest[agent.name] = out
+            outbox.publish(out)
 
     def _hook_process(self, channel: Broadcast, every: int, fn: Hook) -> Generator:
         while True:
@@ -59,8 +70,27 @@ class Simulation:
                 return
             due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
             yield self.env.timeout(max(due - self.env.now, 0.0))
-            self.channels[0].publish(self.eye.next_glimpse(self.env.now))
+            if self.subscribes and "eye" in self.latest:
+                self._observe()
+            glimpse = self.eye.next_glimpse(self.env.now)
+            if self.subscribes:
+                self.latest["eye"] = glimpse
+            self.channels[0].publish(glimpse)
             tick()
+
+    def _observe(self) -> None:
+        """Give the policy the latest tensors of its channels (an area that has published nothing yet is left out)."""
+        eye, agents = self.latest["eye"], {a.name: a for a in self.agents}
+        seen = {}
+        for name in self.subscribes:
+            area, _, quantity = name.partition("/")
+            if not quantity:
+                seen[name] = self.eye.store[eye.stimulus] if name == "stimulus" else getattr(eye, name)
+            elif area in self.latest:
+                value = self.latest[area].data if quantity == "activity" else agents[area].eye_loss()
+                if value is not None:
+                    seen[name] = value
+        self.eye.policy.observe(seen, eye.gaze)
 
     def _record_done(self) -> Generator:
         while True:

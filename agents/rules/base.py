@@ -98,6 +98,10 @@ class Rule(nn.Module):
         """Write this event's changes into ``.grad``; optionally return the local loss (a 0-d tensor)."""
         raise NotImplementedError
 
+    def eye_loss(self) -> torch.Tensor | None:
+        """[B]: each eye's part of the last event's local loss (the ``"<area>/loss"`` channel); None: no loss."""
+        return None
+
     def after_step(self) -> None:
         """Called after the optimiser step (e.g. weight normalisation)."""
 

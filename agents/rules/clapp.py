@@ -140,24 +140,26 @@ def make_pairs(found: torch.Tensor, jumped: torch.Tensor, cell: torch.Tensor, ne
 
 def hinge_gates(zt: torch.Tensor, mc: torch.Tensor, pairs: PairSet, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """u = zt^T (M_k cc) for every pair, from the targets ``zt`` [S, K, B, C] and ``mc`` = M_k cc [K, B, C]; returns
-    the weighted gates w gamma = w y [y u < margin] [S, K, B] and the weighted hinge sum w max(0, margin - y u)."""
+    the weighted gates w gamma = w y [y u < margin] [S, K, B] and each pair's weighted hinge w max(0, margin - y u)
+    [S, K, B] (dim 2: the context's eye)."""
     u = (zt * mc[None]).sum(-1)
     y = pairs.y
     gamma = y * (y * u < margin).to(u.dtype)
-    loss = (pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum()
-    return pairs.weight * gamma, loss
+    return pairs.weight * gamma, pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)
 
 
 class ClappFactors(NamedTuple):
     """One event's factors: ``target`` [B, C] the dendritic factor of each current glimpse (sum over its pairs of
     w gamma1 P c), ``context`` [K, B, C] that of each context (w gamma2 R z), ``pred`` dP and ``retro`` dR
-    [K, C, C] (None for CLAPP-s) and the weighted hinge ``loss``."""
+    [K, C, C] (None for CLAPP-s), the weighted hinge ``loss`` and ``hinges``, each hinge's pairs' terms [S, K, B]
+    (their sum is ``loss``)."""
 
     target: torch.Tensor
     context: torch.Tensor
     pred: torch.Tensor
     retro: torch.Tensor | None
     loss: torch.Tensor
+    hinges: tuple[torch.Tensor, ...]
 
 
 def _apply(mat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -176,17 +178,19 @@ def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: t
     [K, C, C], the pairs of the prediction hinge (``main``) and of the retrograde hinge (``mirror``, own_hinge)."""
     zt = z[main.target]  # [S, K, B, C]
     pc = _apply(pred, c)  # the dendritic prediction of each context's target: P_k c
-    g1, loss = hinge_gates(zt, pc, main, margin)
+    g1, h1 = hinge_gates(zt, pc, main, margin)
+    loss = h1.sum()
     d_target = torch.zeros_like(z).index_add_(0, main.target.flatten(), (g1[..., None] * pc[None]).flatten(0, 2))
     gz = (g1[..., None] * zt).sum(0)  # sum over the pair's signs of w gamma1 z: [K, B, C]
     d_pred = _outer(gz, c)
     if retrograde == "own_hinge":
         zm = z[mirror.target]
-        g2, loss2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
+        g2, h2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
         gm = (g2[..., None] * zm).sum(0)
-        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + loss2)
+        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + h2.sum(), (h1, h2))
     back = pred.transpose(1, 2) if retrograde == "transpose" else retro
-    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss)
+    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss,
+                        (h1,))
 
 
 def dendritic_update(layer: Layer, x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -261,6 +265,8 @@ class Clapp(Rule):
         self.draw_columns = slice(0, 0)
         self.shard_size = 0
         self.last_prediction: torch.Tensor | None = None
+        self.last_hinges: tuple[torch.Tensor, ...] = ()  #: the last event's pair terms (:meth:`eye_loss`)
+        self.last_batch = 0
 
     def bind(self, space: GazeSpace, draws: slice, shard_size: int) -> None:
         """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
@@ -319,6 +325,13 @@ class Clapp(Rule):
         """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
         return self.last_prediction
 
+    def eye_loss(self) -> torch.Tensor:
+        """[B]: each eye's part of the last event's loss, the hinge terms of the pairs whose context it holds,
+        sum_{s,k} w max(0, margin - y u) / shards (summed over the eyes: the loss); zeros before any pair."""
+        if not self.last_hinges:
+            return torch.zeros(self.last_batch, device=self.pred.device)
+        return sum(h.sum((0, 1)) for h in self.last_hinges) / (self.last_batch // self.shard_size)
+
     def _draws(self, g: Glimpse) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """Per hinge: partners [K, B] (eyes of the same shard) and the 50/50 picks [B] from the Eye's draws."""
         o, k = self.options, len(self.options.offsets)
@@ -341,6 +354,8 @@ class Clapp(Rule):
     def update(self, f: Factors) -> torch.Tensor:
         o, g = self.options, f.glimpse
         x = f.pre
+        self.last_batch = x.shape[0]
+        self.last_hinges = ()
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
@@ -356,6 +371,7 @@ class Clapp(Rule):
                                    self.shard_size)
                         for partner, pick in zip(*self._draws(g))]
                 factors = clapp_factors(z, c, self.pred, self.retro, sets[0], sets[-1], o.retrograde, o.margin)
+                self.last_hinges = factors.hinges
                 self.last_prediction = _apply(self.pred, c * (found & ~jumped)[..., None]).sum(0)
             self._write(x, e, factors, slot)
             self._remember(x, f.a, z, f.modulator, cell, torch.zeros_like(z))
