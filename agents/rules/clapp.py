@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,7 @@ from saccade_sim.events import Glimpse
 from saccade_sim.gaze import GazeSpace
 from saccade_sim.registry import RULES
 
-from .base import Factors, Rule, write_delta
+from .base import BIAS, WEIGHT, Factors, Rule, Step
 from .hebbian import correlation
 
 if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
@@ -240,6 +240,8 @@ class Clapp(Rule):
     retrograde weights with their own hinge, partner-eye negatives at the same grid point, 50/50 updates."""
 
     Options = ClappOptions
+    #: the named state: the ring buffers of the last ``depth`` events (per eye) and the ring's newest slot and fill
+    state_names = HISTORY + ("head", "count")
     eye_buffers = HISTORY
     default_optimizer = "adam"  #: as the reference (Adam, lr 2e-4 per layer)
     default_lr = 2e-4  #: the reference's
@@ -351,7 +353,10 @@ class Clapp(Rule):
             picks.append(pick)
         return partners, picks
 
-    def update(self, f: Factors) -> torch.Tensor:
+    def step(self, weights, state, f: Factors) -> Step:
+        """This event's dW, db, dP, dR from the current glimpses' z and the contexts remembered in ``state``
+        (module docstring), the history with this event written over its oldest slot, and the hinge loss
+        (the mean over the batch's logical shards). The ring buffers are written in place (and returned)."""
         o, g = self.options, f.glimpse
         x = f.pre
         self.last_batch = x.shape[0]
@@ -359,63 +364,70 @@ class Clapp(Rule):
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
+        pred, retro = weights["pred"], weights.get("retro")
         with torch.no_grad():
-            if self.count:
-                ages = self._slots(range(self.count))
+            if state["count"]:
+                ages = self._slots(state["head"], range(state["count"]))
                 off_grid = self.before.shape[1] - 1
-                slot, found, jumped = context_slots(self.past_cell, self.past_m, ages, cell.masked_fill(cell < 0, off_grid),
-                                                    f.modulator, self.before)
+                slot, found, jumped = context_slots(state["past_cell"], state["past_m"], ages,
+                                                    cell.masked_fill(cell < 0, off_grid), f.modulator, self.before)
                 eyes = torch.arange(x.shape[0], device=x.device)
-                c = self.past_z[slot, eyes]  # [K, B, C]
+                c = state["past_z"][slot, eyes]  # [K, B, C]
                 sets = [make_pairs(found, jumped, cell, o.negatives, o.sampling, partner, pick, self.pair_scale,
                                    self.shard_size)
                         for partner, pick in zip(*self._draws(g))]
-                factors = clapp_factors(z, c, self.pred, self.retro, sets[0], sets[-1], o.retrograde, o.margin)
+                factors = clapp_factors(z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
                 self.last_hinges = factors.hinges
-                self.last_prediction = _apply(self.pred, c * (found & ~jumped)[..., None]).sum(0)
-            self._write(x, e, factors, slot)
-            self._remember(x, f.a, z, f.modulator, cell, torch.zeros_like(z))
-        return torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
+                self.last_prediction = _apply(pred, c * (found & ~jumped)[..., None]).sum(0)
+            updates = self._changes(weights, state, x, e, factors, slot)
+            new_state = self._remember(state, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+        loss = torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
+        return Step(updates, new_state, loss)
 
-    def _write(self, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None, slot: torch.Tensor | None) -> None:
-        """Write -dW, -db, -dP, -dR of this event into ``.grad``: the target terms and (immediate) the contexts'
-        terms, or (deferred) the contexts' factors join their glimpses' sums and the glimpse leaving the window
-        (the slot the current event will take, once the history is full) is applied with its sum."""
+    def _changes(self, weights, state, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None,
+                 slot: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """dW, db, dP, dR of this event: the target terms and (immediate) the contexts' terms, or (deferred) the
+        contexts' factors join their glimpses' sums and the glimpse leaving the window (the slot the current
+        event will take, once the history is full) is applied with its sum."""
         eyes = torch.arange(x.shape[0], device=x.device)
         xs, es, ds = [x], [e], [torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device) if f is None else f.target]
         if self.deferred:
             if f is not None:
-                self.past_d.index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
-            if self.count == self.depth:
-                leaving = (self.head + 1) % self.depth
-                xs, es, ds = xs + [self.past_x[leaving]], es + [representation(self.layer, self.past_a[leaving])[1]], ds + [self.past_d[leaving]]
+                state["past_d"].index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
+            if state["count"] == self.depth:
+                leaving = (state["head"] + 1) % self.depth
+                xs, es = xs + [state["past_x"][leaving]], es + [representation(self.layer, state["past_a"][leaving])[1]]
+                ds = ds + [state["past_d"][leaving]]
         elif f is not None:
-            xs.append(self.past_x[slot, eyes].flatten(0, 1))
-            es.append(representation(self.layer, self.past_a[slot, eyes].flatten(0, 1))[1])
+            xs.append(state["past_x"][slot, eyes].flatten(0, 1))
+            es.append(representation(self.layer, state["past_a"][slot, eyes].flatten(0, 1))[1])
             ds.append(f.context.flatten(0, 1))
         shards = x.shape[0] // self.shard_size  # the mean over this batch's logical shards
         d_w, d_b = dendritic_update(self.layer, torch.cat(xs), torch.cat(es), torch.cat(ds) / shards)
-        write_delta(self.layer.weight, self.layer.masked(d_w))
+        pred, retro = weights["pred"], weights.get("retro")
+        updates = {WEIGHT: self.layer.masked(d_w), "pred": torch.zeros_like(pred) if f is None else f.pred / shards}
         if d_b is not None:
-            write_delta(self.layer.op.bias, d_b)
-        write_delta(self.pred, torch.zeros_like(self.pred) if f is None else f.pred / shards)
-        if self.retro is not None:
-            write_delta(self.retro, torch.zeros_like(self.retro) if f is None else f.retro / shards)
+            updates[BIAS] = d_b
+        if retro is not None:
+            updates["retro"] = torch.zeros_like(retro) if f is None else f.retro / shards
+        return updates
 
-    def _slots(self, ages) -> torch.Tensor:
-        """Ring-buffer slots of the events T-1-i, i in ``ages``."""
-        return torch.tensor([(self.head - i) % self.depth for i in ages], device=self.pred.device)
+    def _slots(self, head: int, ages) -> torch.Tensor:
+        """Ring-buffer slots of the events T-1-i, i in ``ages``, ``head`` the newest slot."""
+        return torch.tensor([(head - i) % self.depth for i in ages], device=self.pred.device)
 
-    def _remember(self, *now: torch.Tensor) -> None:
-        """Write this event (x, a, z, modulator, cell, an empty context-factor sum) over the oldest slot."""
-        self.head = (self.head + 1) % self.depth
-        self.count = min(self.count + 1, self.depth)
+    def _remember(self, state, *now: torch.Tensor) -> dict[str, Any]:
+        """The history with this event (x, a, z, modulator, cell, an empty context-factor sum) written over its
+        oldest slot (in place; the first event allocates the rings)."""
+        head = (state["head"] + 1) % self.depth
+        new = {"head": head, "count": min(state["count"] + 1, self.depth)}
         for name, t in zip(HISTORY, now):
-            past = getattr(self, name)
+            past = state[name]
             if past.numel() == 0:  # the first event gives the shapes
                 past = self._ring(t.shape, t.dtype)
-                setattr(self, name, past)
-            past[self.head].copy_(t.detach())
+            past[head].copy_(t.detach())
+            new[name] = past
+        return new
 
 
 @dataclass
