@@ -27,8 +27,8 @@ else:  # Python 3.10: the same parser, from PyPI
 from .distributed import DistributedConfig
 from .errors import ConfigError
 from .registry import DATASETS, MODALITIES, POLICIES, RULES
-from .specs import (EYE_QUANTITIES, INPUT_NORMS, LAYER_QUANTITIES, SAFE_NAME, DataConfig, EyeConfig, LayerSpec,
-                    LogConfig, MonitorSpec, check_positive)
+from .specs import (EYE_QUANTITIES, INPUT_NORMS, LAYER_QUANTITIES, SAFE_NAME, DataConfig, EdgeSpec, EyeConfig,
+                    LayerSpec, LogConfig, MonitorSpec, check_positive)
 
 
 @dataclass
@@ -36,6 +36,9 @@ class NetworkConfig:
     preset: str = "small"  #: used when ``layers`` is empty
     layers: list[LayerSpec] = field(default_factory=list)
     channels_last: bool = True  #: memory format for conv layers (faster on CPU)
+    #: the edges besides the feedforward chain (eye -> layer1 -> layer2 ...): top-down and lateral edges to the
+    #: areas' dendrites (``[[network.edges]]``; empty: the chain alone)
+    edges: list[EdgeSpec] = field(default_factory=list)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
+from agents.dendrites import DendriticEdge
 from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
 from . import datasets, distributed, io, plugins, provenance, runfolder  # noqa: F401  (plugins: registers the built-ins)
@@ -30,6 +31,7 @@ from .progress import bar as progress_bar
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
+from .wiring import network_edges
 from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
 
 #: results.json fields that differ between two runs of one config: timings and the provenance (date, command)
@@ -128,20 +130,23 @@ class Experiment:
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
         self.eye = Eye(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
                        self.world.shards(cfg.eye.shards), draws=columns[-1])
+        names = [f"layer{i + 1}" for i in range(len(self.layers))]
+        self.edges = network_edges(names, [layer.spec.delay_ms for layer in self.layers], cfg.network.edges)
         self.agents = []
         for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
                 rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
             rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard)
-            params = list(layer.parameters()) + list(rule.parameters())
+            dendrites = self._dendrites(names, i)
+            params = list(layer.parameters()) + list(rule.parameters()) + [e.weight for e in dendrites]
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
             scheduler = None
             if settings.schedule.kind != "constant" or settings.schedule.warmup:
                 scheduler = make_scheduler(opt, settings.schedule, cfg.run.events // settings.update_every)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler, settings.update_every))
+            self.agents.append(LayerAgent(names[i], layer, rule, opt, sync, scheduler, settings.update_every, dendrites))
         if cfg.run.compile != "none":
             self._compile(cfg.run.compile)
         self.attachments: list[Callable[[Simulation], Any]] = []
@@ -176,9 +181,22 @@ class Experiment:
         for agent in self.agents:
             agent.compile(mode)
 
+    def _dendrites(self, names: list[str], index: int) -> list[DendriticEdge]:
+        """The weights of the configured edges to area ``index``'s dendrite, each seeded by (seed, "edge", j)."""
+        out = []
+        for j, spec in enumerate(self.config.network.edges):
+            if spec.target == names[index]:
+                source = self.layers[names.index(spec.source)]
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(stream_seed(self.config.seed, "edge", j))
+                    edge = DendriticEdge(spec.source, source.out_shape[0], self.layers[index].spec.channels,
+                                         spec.init_norm, self.layers[index].is_conv)
+                out.append(edge.to(self.device))
+        return out
+
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
-                         [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms)
+                         [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms, edges=self.edges)
         for start in self.attachments:
             start(sim)
         return sim

@@ -43,6 +43,7 @@ class Area(Protocol):
     """A layer agent as the simulation drives it (:class:`agents.agent.LayerAgent`): one event in, one out."""
 
     name: str
+    dendritic_inputs: dict[str, torch.Tensor]
 
     def step(self, g: Glimpse) -> Glimpse: ...
 

@@ -1,6 +1,8 @@
-"""The SimPy wiring. SimPy only orders events: the Eye process emits one Glimpse per fixation onto a
-:class:`Broadcast`; each layer agent's process waits on its input channel, optionally waits its conduction
-delay, runs the agent's (pure tensor) step and publishes the result on its own channel. Monitors are
+"""The SimPy wiring, from the network's graph (:mod:`saccade_sim.wiring`). SimPy only orders events: the Eye
+process emits one Glimpse per fixation onto a :class:`Broadcast`; each layer agent's process waits on its
+feedforward input channel, optionally waits its conduction delay, runs the agent's (pure tensor) step and
+publishes the result on its own channel; each dendritic edge's process waits on its source's channel and, after
+its delay, hands the output to its target's dendrite. Monitors are
 processes subscribed to any channel. A saccade policy that ``subscribes`` to channels
 (:mod:`saccade_sim.channels`) is given their latest tensors after each event, before the eye samples the next
 gaze (the layers' outputs as far as they have been published by then: all of them unless the delays add up to
@@ -18,6 +20,7 @@ from . import channels
 from .events import Broadcast, Glimpse
 from .eye import Eye
 from .parts import Area
+from .wiring import Edge
 
 Hook = Callable[[Glimpse], None]
 
@@ -26,7 +29,7 @@ class Simulation:
     """Eye -> layer agents -> hooks, over simulated milliseconds."""
 
     def __init__(self, eye: Eye, agents: Sequence[Area], fixation_ms: float,
-                 delays_ms: Sequence[float] = (), start_ms: float = 0.0) -> None:
+                 delays_ms: Sequence[float] = (), start_ms: float = 0.0, edges: Sequence[Edge] = ()) -> None:
         self.env = simpy.Environment(initial_time=start_ms)
         self.eye = eye
         self.agents = list(agents)
@@ -36,9 +39,15 @@ class Simulation:
         self.subscribes = tuple(getattr(eye.policy, "subscribes", ()))
         if self.subscribes:
             channels.check(self.subscribes, [a.name for a in self.agents], f"eye.policy {type(eye.policy).__name__}")
+        self.in_flight = 0  #: dendritic deliveries under way
         self.latest: dict[str, Glimpse] = {}  #: channel name -> its last event (kept only for a subscribing policy)
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
+        by_name = {c.name: c for c in self.channels}
+        targets = {a.name: a for a in self.agents}
+        for edge in edges:
+            if edge.kind != "feedforward":
+                self.env.process(self._dendritic_process(by_name[edge.source], targets[edge.target], edge))
         self.done = eye.event  # events that every layer has processed
         self.env.process(self._record_done())
 
@@ -55,6 +64,16 @@ class Simulation:
             if self.subscribes:
                 self.latest[agent.name] = out
             outbox.publish(out)
+
+    def _dendritic_process(self, channel: Broadcast, target: Area, edge: Edge) -> Generator:
+        """Deliver each output of ``edge.source`` to ``target``'s dendrite, ``edge.delay_ms`` later."""
+        while True:
+            glimpse = yield channel.wait()
+            if edge.delay_ms:
+                self.in_flight += 1
+                yield self.env.timeout(edge.delay_ms)
+                self.in_flight -= 1
+            target.dendritic_inputs[edge.source] = glimpse.data
 
     def _hook_process(self, channel: Broadcast, every: int, fn: Hook) -> Generator:
         while True:
@@ -99,9 +118,10 @@ class Simulation:
     def run(self, events: int, tick: Callable[[], None] = lambda: None,
             stop: Callable[[], bool] = lambda: False) -> int:
         """Simulate up to ``events`` more fixations (fewer if ``stop()`` turns true before one) and let every
-        layer process the last one, so that no event is in flight when this returns. Returns how many ran."""
+        layer process the last one (and every dendritic edge deliver it), so that no event is in flight when this
+        returns. Returns how many ran."""
         first = self.eye.event
         self.env.run(until=self.env.process(self._eye_process(events, tick, stop)))
-        while self.done < self.eye.event:
+        while self.done < self.eye.event or self.in_flight:
             self.env.step()
         return self.eye.event - first

@@ -135,3 +135,26 @@ class LogConfig:
 
     tensorboard: bool = False  #: TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package)
     csv: bool = False  #: RUN_DIR/history.csv, one line per history entry (every run.check_every events)
+
+
+#: what an edge of the network carries: ``feedforward`` drives the target's soma (its input: the chain, each area
+#: from the one before), ``topdown`` (from a higher area) and ``lateral`` (from a neighbour) reach its dendrite
+EDGE_KINDS = ("feedforward", "topdown", "lateral")
+
+
+@dataclass
+class EdgeSpec:
+    """One edge of the network (``[[network.edges]]``): ``source`` ("eye" or an area: "layer1", ...) to ``target``
+    (an area), of ``kind`` (:data:`EDGE_KINDS`), arriving ``delay_ms`` after the source published. A dendritic
+    edge (topdown, lateral) has its own weights, initialised N(0, init_norm^2 / fan_in)."""
+
+    source: str = "layer2"
+    target: str = "layer1"
+    kind: str = "topdown"
+    delay_ms: float = 0.0
+    init_norm: float = 1.0
+
+    def validate(self, path: str) -> None:
+        if self.kind not in EDGE_KINDS:
+            raise ConfigError(f"{path}.kind: unknown value {self.kind!r}; valid choices: {', '.join(EDGE_KINDS)}")
+        check_positive(self.delay_ms, f"{path}.delay_ms", allow_zero=True)

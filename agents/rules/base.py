@@ -38,6 +38,8 @@ class Factors:
     modulator: torch.Tensor
     glimpse: Glimpse
     dendrite: torch.Tensor | None = None
+    #: per dendritic edge, by source: the presynaptic activity z [B, C_s] its weights see (the PSP)
+    dendritic_pre: dict[str, torch.Tensor] | None = None
 
 
 class Step(NamedTuple):
@@ -109,6 +111,7 @@ class Rule(nn.Module):
         self.options = options
         self.index = index
         self.n_layers = n_layers
+        self.edges: dict = {}  #: source -> the DendriticEdge to this layer's dendrite (set by the agent)
 
     @property
     def layer(self) -> Layer:
@@ -126,8 +129,10 @@ class Rule(nn.Module):
 
     def weights(self) -> dict[str, torch.Tensor]:
         """What a step may change, by name: the layer's parameters (``layer.op.weight``, ``layer.op.bias``,
-        ``layer.bn_weight``, ...) and the rule's own (``pred``, ``head.0.weight``, ...)."""
-        return {**{f"layer.{n}": p for n, p in self.layer.named_parameters()}, **dict(self.named_parameters())}
+        ``layer.bn_weight``, ...), the rule's own (``pred``, ``head.0.weight``, ...) and those of the edges to the
+        layer's dendrite (``edge.SOURCE.weight``)."""
+        return {**{f"layer.{n}": p for n, p in self.layer.named_parameters()}, **dict(self.named_parameters()),
+                **{f"edge.{source}.weight": e.weight for source, e in self.edges.items()}}
 
     def state(self) -> dict[str, Any]:
         """The named state, :attr:`state_names`, as it is now."""
