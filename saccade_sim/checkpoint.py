@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from . import io
 from .config import Config, apply_override, resolve
 from .errors import ConfigError, DataError, DivergenceError, Interrupted
-from .experiment import CHECKPOINT_FORMAT, Experiment
+from .experiment import Experiment
+from .persistence import CHECKPOINT_FORMAT
 from .runfolder import CHECKPOINT, CONFIG, RESULTS, require_folder
 from .signals import RunSignals, SignalStop, name
 
