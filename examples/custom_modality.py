@@ -17,8 +17,8 @@ import torch
 import saccade_sim as ss
 from saccade_sim.analysis.probe import probe_table
 from saccade_sim.errors import ConfigError, DataError
-from saccade_sim.modalities.base import Modality, RawStimuli, gather_patches, grid_positions
 from saccade_sim.gaze import GazeSpace
+from saccade_sim.modalities.base import Modality, RawStimuli, gather_patches, grid_positions
 
 
 @dataclass
