@@ -26,7 +26,8 @@ PARTS = {
                    "saccade_sim.splits"),
     "agents": ("agents",),
     "engine": ("saccade_sim.eye", "saccade_sim.simulation", "saccade_sim.monitors", "saccade_sim.policies",
-               "saccade_sim.distributed", "saccade_sim.wiring"),
+               "saccade_sim.distributed", "saccade_sim.wiring",
+               "saccade_sim.retina", "saccade_sim.oculomotor"),  # the active-vision issue's (17) modules
     "analysis": ("saccade_sim.analysis",),
 }
 EXPERIMENT = ("saccade_sim.config", "saccade_sim.plugins", "saccade_sim.build", "saccade_sim.evaluation",
