@@ -26,12 +26,12 @@ PHASES = [
     ("saccade_sim.experiment.Experiment", "__init__"),
     ("saccade_sim.datasets", "load"),
     ("saccade_sim.modalities.image.ImageModality", "prepare"),
-    ("saccade_sim.experiment", "calibrate"),
+    ("saccade_sim.build", "calibrate"),
     ("saccade_sim.experiment.Experiment", "simulate"),
     ("saccade_sim.experiment.Experiment", "probe"),
     ("saccade_sim.experiment.Experiment", "probe_scores"),
-    ("saccade_sim.experiment", "grid_features"),
-    ("saccade_sim.experiment", "ridge_probe"),
+    ("saccade_sim.evaluation", "grid_features"),
+    ("saccade_sim.evaluation", "ridge_probe"),
     ("saccade_sim.experiment.Experiment", "save"),
 ]
 
@@ -73,7 +73,10 @@ class Tracer:
         entry["file after MB"] = status_mb("RssFile")
 
     def wrap(self, owner: Any, attr: str, name: str) -> None:
-        raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+        if isinstance(owner, type):  # the raw attribute (a classmethod stays one), inherited ones too
+            raw = next(c.__dict__[attr] for c in owner.__mro__ if attr in c.__dict__)
+        else:
+            raw = getattr(owner, attr)
         fn = raw.__func__ if isinstance(raw, classmethod) else raw
 
         @functools.wraps(fn)

@@ -173,7 +173,7 @@ def test_the_memory_benchmark_traces_every_phase_of_the_job(tmp_path):
     r = json.loads((tmp_path / "m.json").read_text())
     peaks = {row["phase"]: row["peak MB"] for row in r["rows"]}
     assert set(peaks) == {f"{path.rsplit('.', 1)[-1]}.{attr}" for path, attr in _module("memory").PHASES}
-    assert peaks["Experiment.probe"] >= max(peaks["experiment.grid_features"], peaks["experiment.ridge_probe"])
+    assert peaks["Experiment.probe"] >= max(peaks["evaluation.grid_features"], peaks["evaluation.ridge_probe"])
     assert r["peak_mb"] >= max(peaks.values()) >= r["imported_mb"] > 0 and set(r["probe"]["layers"]) == {"layer1", "layer2"}
 
 
