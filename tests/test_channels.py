@@ -11,7 +11,6 @@ from saccade_sim.policies import RasterPolicy
 SEEN: list[dict] = []
 
 
-@POLICIES.register("test_listener")
 class Listener(RasterPolicy):
     """Raster fixations; records every observation and each layer's loss as the rule holds it then."""
 
@@ -20,6 +19,12 @@ class Listener(RasterPolicy):
     def observe(self, channels, gaze):
         SEEN.append({"channels": {k: v.clone() for k, v in channels.items()}, "gaze": gaze.clone(),
                      "rule_loss": self.experiment.agents[0].last_loss.clone()})
+
+
+@pytest.fixture(autouse=True)
+def listener(monkeypatch):
+    """The test policy, registered for this module's tests only (other tests enumerate the policies)."""
+    monkeypatch.setitem(POLICIES._items, "test_listener", Listener)
 
 
 def config(policy: str, events: int = 12) -> dict:
@@ -65,10 +70,11 @@ def test_listening_changes_nothing_of_the_run():
         assert torch.equal(a.layer.weight, b.layer.weight)
 
 
-def test_an_unknown_channel_is_a_config_error_naming_the_valid_ones():
-    @POLICIES.register("test_bad_listener")
+def test_an_unknown_channel_is_a_config_error_naming_the_valid_ones(monkeypatch):
     class Bad(RasterPolicy):
         subscribes = ("layer9/loss",)
+
+    monkeypatch.setitem(POLICIES._items, "test_bad_listener", Bad)
 
     with pytest.raises(ConfigError, match="unknown channel 'layer9/loss'; valid channels: layer1/activity"):
         Experiment(config("test_bad_listener"))
