@@ -13,6 +13,7 @@ import simpy
 
 from agents.agent import LayerAgent
 
+from .closed_loop import check_channels, read_channels
 from .events import Broadcast, Glimpse
 from .eye import Eye
 
@@ -30,6 +31,10 @@ class Simulation:
         self.fixation_ms = fixation_ms
         self.delays = list(delays_ms) or [0.0] * len(self.agents)
         self.channels = [Broadcast(self.env, "eye")] + [Broadcast(self.env, a.name) for a in self.agents]
+        #: a closed-loop policy's channels: after each event it observes them before the next gazes are drawn
+        self.subscribes = tuple(getattr(eye.policy, "subscribes", ()))
+        self.latest: dict[str, Glimpse] = {}  #: the last Glimpse of "eye" and of each area (closed loop only)
+        check_channels(self.subscribes, [a.name for a in self.agents])
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
         self.done = eye.event  # events that every layer has processed
@@ -44,7 +49,10 @@ class Simulation:
             glimpse = yield inbox.wait()
             if delay:
                 yield self.env.timeout(delay)
-            outbox.publish(agent.step(glimpse))
+            out = agent.step(glimpse)
+            if self.subscribes:
+                self.latest[agent.name] = out
+            outbox.publish(out)
 
     def _hook_process(self, channel: Broadcast, every: int, fn: Hook) -> Generator:
         while True:
@@ -54,14 +62,21 @@ class Simulation:
 
     def _eye_process(self, events: int, tick: Callable[[], None], stop: Callable[[], bool]) -> Generator:
         """Fixation k+1 comes ``fixation_ms`` after fixation k (the eye's own clock, so a run split into
-        several :meth:`run` calls emits at the same times as one call)."""
+        several :meth:`run` calls emits at the same times as one call). A closed-loop policy observes its
+        channels once the last layer has processed fixation k, before fixation k+1 is drawn."""
         for _ in range(events):
             if stop():
                 return
             due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
             yield self.env.timeout(max(due - self.env.now, 0.0))
-            self.channels[0].publish(self.eye.next_glimpse(self.env.now))
+            glimpse = self.eye.next_glimpse(self.env.now)
+            self.channels[0].publish(glimpse)
             tick()
+            if self.subscribes:
+                self.latest["eye"] = glimpse
+                yield self.channels[-1].wait()
+                agents = {a.name: a for a in self.agents}
+                self.eye.policy.observe(read_channels(self.subscribes, self.eye, agents, self.latest), glimpse.gaze)
 
     def _record_done(self) -> Generator:
         while True:

@@ -146,8 +146,8 @@ class ImageModality(Modality):
         if crop < options.random_crop:
             warnings.warn(f"glimpse.random_crop: {options.random_crop} is larger than the stimuli ({h}x{w} pixels); "
                           f"the crops are {crop}x{crop}", stacklevel=2)
-        self.frame = (crop, crop) if crop else (h, w)
-        fh, fw = self.frame
+        self.frame_size = (crop, crop) if crop else (h, w)
+        fh, fw = self.frame_size
         p = options.patch
         if p > fh or p > fw:
             raise ConfigError(f"glimpse.patch: {p} is larger than the stimuli ({fh}x{fw} pixels"
@@ -171,11 +171,17 @@ class ImageModality(Modality):
 
     def sample_view(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """[n, 3] long: the crop's top-left (y, x) in the stimulus and the flip (0 / 1)."""
-        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
+        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame_size
         oy = torch.randint(h - fh + 1, (n,), generator=generator)
         ox = torch.randint(w - fw + 1, (n,), generator=generator)
         flip = (torch.rand(n, generator=generator) < 0.5).long() if self.options.flip else torch.zeros(n, dtype=torch.long)
         return torch.stack([oy, ox, flip], 1)
+
+    def frame(self, images: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] as presentations ``view`` [B, 3] show them: the crop [B, C, fh, fw], mirrored where
+        the view flips (the frame that gazes refer to)."""
+        crops = gather_patches(images, torch.arange(len(images), device=images.device), view[:, :2], self.frame_size)
+        return torch.where(view[:, 2].bool().view(-1, 1, 1, 1), crops.flip(-1), crops)
 
     def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
             view: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,7 +190,7 @@ class ImageModality(Modality):
         p = self.options.patch
         if not self.view_size:
             return gather_patches(store, idx, gaze, (p, p))
-        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
+        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame_size
         if view is None:  # evaluation: the centre crop, unflipped
             view = torch.tensor([[(h - fh) // 2, (w - fw) // 2, 0]], device=gaze.device).expand(len(gaze), -1)
         flip = view[:, 2].bool()
