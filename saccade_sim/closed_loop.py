@@ -15,8 +15,8 @@ scaled to [0, 1] and u uniform (ties broken at random), or, with probability ``m
 would. The maps are cleared when an eye's stimulus changes (modulator != +1). The first fixation of a
 presentation (step 0 of the dwell) comes from ``mix_with``: the eye has not seen the stimulus yet.
 
-The Eye asks for its shards' eyes in batch order (one ``sample`` call per shard); a policy answers with the
-rows of its last observation in that order (``_row``)."""
+The Eye asks for the gazes of the eyes of the last event in batch order (one ``sample`` call per shard); a
+policy answers with the rows of its last observation in that order (``_rows``, ``_row``)."""
 from __future__ import annotations
 
 import math
@@ -65,39 +65,43 @@ class ClosedLoopPolicy(SaccadePolicy):
     def __init__(self, options=None) -> None:
         super().__init__(options or self.Options())
         self.base = RasterPolicy() if self.options.mix_with == "raster" else RandomPolicy(RandomOptions())
-        self.value: torch.Tensor | None = None  #: [B, G] on the CPU
+        self.value: torch.Tensor | None = None  #: [B, G] on the CPU, one row per eye of the batch
         self.inhibition: torch.Tensor | None = None  #: [B, G]
+        self.batch = 0
+        self._rows = torch.zeros(0, dtype=torch.long)  #: the eyes of the last observation, in order
         self._row = 0
 
     def values(self, channels: Mapping[str, torch.Tensor], cell: torch.Tensor, space: GazeSpace,
                old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        """The value map [B, G] after this observation (``cell`` [B] the fixated cells, -1 off the grid;
-        ``old`` the map before it, cleared (NaN) for the eyes on a new stimulus, ``fresh`` [B])."""
+        """The value map [n, G] of the n observed eyes after this observation (``cell`` [n] the fixated cells,
+        -1 off the grid; ``old`` their map before it, cleared (NaN) for the eyes on a new stimulus, ``fresh`` [n])."""
         raise NotImplementedError
 
-    def bind(self, space: GazeSpace) -> None:
-        """Called by the Eye with the modality's gaze space before the first observation."""
-        self.space = space
+    def bind(self, space: GazeSpace, batch: int = 0) -> None:
+        """Called by the Eye with the modality's gaze space and its number of eyes before the first observation."""
+        self.space, self.batch = space, batch
 
     def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None:
-        """Update the maps from the latest channels of the event and its gazes [B, D]."""
+        """Update the maps of the event's eyes (``channels["eyes"]`` [n] with asynchronous eyes; else all, in
+        order) from the latest channels and their gazes [n, D]."""
         space = self.space
         gaze = gaze.detach().cpu()
         cell = space.cells(gaze)
-        b, g = len(gaze), space.size
-        if self.value is None or self.value.shape[0] != b:
-            self.value, self.inhibition = torch.full((b, g), math.nan), torch.zeros(b, g)
+        eyes = channels["eyes"].detach().cpu() if "eyes" in channels else torch.arange(len(gaze))
+        if self.value is None:
+            b = max(self.batch, int(eyes.max()) + 1)
+            self.value, self.inhibition = torch.full((b, space.size), math.nan), torch.zeros(b, space.size)
         fresh = (channels["modulator"].detach().cpu() != 1)[:, None]
-        old = self.value.masked_fill(fresh, math.nan)
-        inhibition = self.inhibition.masked_fill(fresh, 0.0) * self.options.ior_decay
+        old = self.value[eyes].masked_fill(fresh, math.nan)
+        inhibition = self.inhibition[eyes].masked_fill(fresh, 0.0) * self.options.ior_decay
         on_grid = cell >= 0
         inhibition[on_grid.nonzero()[:, 0], cell[on_grid]] = 1.0
         cpu = {k: v.detach().cpu() for k, v in channels.items()}
-        self.value, self.inhibition = self.values(cpu, cell, space, old, fresh[:, 0]), inhibition
-        self._row = 0
+        self.value[eyes], self.inhibition[eyes] = self.values(cpu, cell, space, old, fresh[:, 0]), inhibition
+        self._rows, self._row = eyes, 0
 
-    def choose(self, rows: slice, generator: torch.Generator) -> torch.Tensor:
-        """[n] grid cells: argmax of value - ior_weight * inhibition, ties broken by the generator."""
+    def choose(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[n] grid cells for eyes ``rows``: argmax of value - ior_weight * inhibition, ties broken by the generator."""
         value = self.value[rows]
         known = ~value.isnan()
         mean = value.nan_to_num(0.0).sum(1, keepdim=True) / known.sum(1, keepdim=True).clamp_min(1)
@@ -106,21 +110,22 @@ class ClosedLoopPolicy(SaccadePolicy):
 
     def sample(self, step, batch, space, generator):
         fallback = self.base.sample(step, batch, space, generator)
-        if self.value is None or (isinstance(step, int) and step == 0):
+        if self.value is None:
             return fallback
-        rows = slice(self._row, self._row + batch)
-        self._row = (self._row + batch) % self.value.shape[0]
+        rows = self._rows[self._row:self._row + batch]
+        self._row = (self._row + batch) % max(len(self._rows), 1)
         gaze = space.grid[self.choose(rows, generator)]
+        first = torch.as_tensor(step) == 0  # a presentation's first fixation (one step, or one per eye)
         if self.options.mix > 0:
-            keep = torch.rand(batch, generator=generator) < self.options.mix
-            gaze = torch.where(keep[:, None], fallback, gaze)
-        return gaze
+            first = first | (torch.rand(batch, generator=generator) < self.options.mix)
+        return torch.where(first.view(-1, 1), fallback, gaze)
 
     def state_dict(self) -> dict:
-        return {"value": self.value, "inhibition": self.inhibition, "row": self._row}
+        return {"value": self.value, "inhibition": self.inhibition, "rows": self._rows, "row": self._row}
 
     def load_state_dict(self, state: dict) -> None:
-        self.value, self.inhibition, self._row = state["value"], state["inhibition"], state["row"]
+        self.value, self.inhibition = state["value"], state["inhibition"]
+        self._rows, self._row = state["rows"], state["row"]
 
 
 @POLICIES.register("ior")
@@ -281,7 +286,7 @@ def read_channels(names: tuple[str, ...], eye, agents, latest: Mapping) -> dict[
     the last Glimpse it published; ``eye`` is the :class:`~saccade_sim.eye.Eye` (stimuli, views), ``agents``
     the layer agents by name (their rules' dendritic predictions)."""
     g = latest["eye"]
-    out = {}
+    out = {} if g.eyes is None else {"eyes": g.eyes}
     for name in names:
         if name in ("modulator", "gaze"):
             out[name] = getattr(g, name)

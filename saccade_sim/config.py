@@ -26,6 +26,7 @@ else:  # Python 3.10: the same parser, from PyPI
 
 from .distributed import DistributedConfig
 from .errors import ConfigError
+from .oculomotor import MotorConfig
 from .registry import DATASETS, MODALITIES, POLICIES, RULES
 
 
@@ -71,6 +72,7 @@ class EyeConfig:
     #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs); "auto" = one
     #: per rank (1 in a single process), fixed at the start of the run (config.json records the number)
     shards: int | str = "auto"
+    motor: MotorConfig = field(default_factory=MotorConfig)  #: ``[eye.motor]``: fixation and saccade timing
 
     def shard_count(self, ranks: int = 1) -> int:
         """``shards`` as a number: "auto" is one logical shard per rank."""
@@ -228,6 +230,7 @@ LAYER_QUANTITIES = ("activity", "weights", "dendrite", "loss", "modulator")
 @dataclass
 class RecordConfig:
     monitors: list[MonitorSpec] = field(default_factory=list)  #: nothing is recorded unless listed
+    scanpath: int = 0  #: keep the newest this many fixations of every eye in RUN_DIR/scanpath.npz (0 = off)
 
 
 @dataclass
@@ -468,6 +471,7 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
+    _positive(cfg.record.scanpath, "record.scanpath", allow_zero=True)
     _positive(cfg.run.events, "run.events")
     _positive(cfg.run.check_every, "run.check_every")
     _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)

@@ -24,7 +24,9 @@ from . import datasets, distributed, io, provenance, runfolder
 from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError, DataError
+from .asynchronous import AsynchronousEye
 from .eye import Eye
+from .oculomotor import ScanpathTrace, check_asynchronous
 from .hostsync import deliberate
 from .monitors import build_monitors, save_recordings
 from .progress import bar as progress_bar
@@ -127,8 +129,10 @@ class Experiment:
         layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
         columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        self.eye = Eye(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
-                       self.world.shards(cfg.eye.shards), draws=columns[-1])
+        check_asynchronous(cfg.eye.motor, rule_cls, cfg.record.monitors)
+        eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
+        self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
+                           self.world.shards(cfg.eye.shards), draws=columns[-1])
         self.agents = []
         for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
@@ -152,6 +156,9 @@ class Experiment:
         self.monitors = build_monitors(cfg.record.monitors, self.agents, self.attach, self.device)
         for monitor in self.monitors:
             self.register_state(f"monitor:{monitor.name}", monitor)
+        if cfg.record.scanpath:  # the fixations the Eye emits (host-side: what it drew on the CPU)
+            self.eye.trace = ScanpathTrace(cfg.record.scanpath, self.modality.space.grid.shape[1])
+            self.register_state("scanpath", self.eye.trace)
         if cfg.probe.every_ms:
             self.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []
@@ -469,6 +476,8 @@ class Experiment:
                         {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
             learning_curve(self.history, out / "learning_curve.png")
             save_recordings(self.monitors, out)
+            if self.eye.trace is not None:
+                io.save_npz(out / runfolder.SCANPATH, self.eye.trace.arrays())
             if self.decoding:
                 io.write_json(out / runfolder.DECODING, self.decoding)
             if hasattr(self, "results"):

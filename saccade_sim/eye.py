@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 
 from .config import EyeConfig
@@ -131,8 +132,9 @@ class Eye:
         closed_loop = bool(getattr(policy, "subscribes", ()))
         self.block_events = 1 if closed_loop else block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
         if hasattr(policy, "bind"):
-            policy.bind(modality.space)
+            policy.bind(modality.space, self.batch)
         self.last_view: torch.Tensor | None = None  #: the presentation views [B, V] of the last event (None: no views)
+        self.trace = None  #: a :class:`~saccade_sim.oculomotor.ScanpathTrace` logging every fixation (record.scanpath)
         self._block: Block | None = None
         self._block_start: tuple[list[dict], State] | None = None  # streams and eye state before the block
 
@@ -178,6 +180,7 @@ class Eye:
             rows.append(row)
             draws.append(state.draws)
         packed, packed_draws = torch.stack(rows), torch.stack(draws) if self.draws.shape[1] else None
+        self._block_rows = packed  # the CPU copy, for the scan-path trace
         with deliberate("eye: one asynchronous copy per block of draws"):
             if self.device.type == "cuda":
                 packed = packed.pin_memory()
@@ -204,6 +207,11 @@ class Eye:
             data = self.modality.cut(self.store, idx, gaze, self.last_view)
         glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=block.label[i],
                           modulator=block.modulator[i], draws=None if block.draws is None else block.draws[i])
+        if self.trace is not None:
+            row, d = self._block_rows[i].numpy(), gaze.shape[1]
+            fixation = time - self.time if self.event else time
+            self.trace.log(np.arange(self.batch), row[:, 0], row[:, 1:1 + d], np.full(self.batch, time),
+                           np.full(self.batch, fixation))
         self.event += 1
         self.time = time
         return glimpse

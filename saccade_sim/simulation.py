@@ -35,6 +35,7 @@ class Simulation:
         self.subscribes = tuple(getattr(eye.policy, "subscribes", ()))
         self.latest: dict[str, Glimpse] = {}  #: the last Glimpse of "eye" and of each area (closed loop only)
         check_channels(self.subscribes, [a.name for a in self.agents])
+        self.asynchronous = hasattr(eye, "next_time")  #: eyes on their own clocks (saccade_sim.asynchronous)
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
         self.done = eye.event  # events that every layer has processed
@@ -67,7 +68,10 @@ class Simulation:
         for _ in range(events):
             if stop():
                 return
-            due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
+            if self.asynchronous:  # the end of the next time bin in which some eye's fixation ends
+                due = self.eye.next_time()
+            else:
+                due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
             yield self.env.timeout(max(due - self.env.now, 0.0))
             glimpse = self.eye.next_glimpse(self.env.now)
             self.channels[0].publish(glimpse)
