@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 
-from saccade_sim.distributed import WeightSync
 from saccade_sim.errors import DivergenceError
 from saccade_sim.events import Glimpse
+from saccade_sim.parts import WeightSync
 
+from .dendrites import DendriticEdge
 from .layers import Layer
 from .rules.base import Factors, Rule
 
@@ -57,8 +58,12 @@ class LayerAgent:
 
     def __init__(self, name: str, layer: Layer, rule: Rule, optimizer: torch.optim.Optimizer,
                  sync: WeightSync | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                 update_every: int = 1) -> None:
+                 update_every: int = 1, dendrites: list[DendriticEdge] | None = None) -> None:
         self.name = name
+        self.dendrites = list(dendrites or [])  #: the edges to this layer's dendrite (their weights learn with it)
+        #: source -> its latest output delivered by a dendritic edge (:mod:`saccade_sim.wiring`)
+        self.dendritic_inputs: dict[str, torch.Tensor] = {}
+        rule.edges = {e.source: e for e in self.dendrites}
         self.sync = sync
         self.layer = layer
         self.rule = rule
@@ -75,7 +80,16 @@ class LayerAgent:
         self._event = self.event  #: :meth:`event`, or its compiled form (:meth:`compile`)
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.layer.parameters()) + list(self.rule.parameters())
+        return (list(self.layer.parameters()) + list(self.rule.parameters())
+                + [p for e in self.dendrites for p in e.parameters()])
+
+    def dendrite(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The dendritic input v = sum over edges of W_e z_e and each edge's z_e (by source); (None, {}) until
+        an edge has delivered."""
+        pre = {e.source: e.psp(self.dendritic_inputs[e.source]) for e in self.dendrites
+               if e.source in self.dendritic_inputs}
+        terms = [e(pre[e.source]) for e in self.dendrites if e.source in pre]
+        return (sum(terms[1:], terms[0]) if terms else None), pre
 
     def step(self, g: Glimpse) -> Glimpse:
         # the rule sees the input as the weights do: normalised, padded, in the layer's memory format
@@ -89,6 +103,10 @@ class LayerAgent:
                 if self._pending == self.update_every:
                     self._optimizer_step()
         return g.with_data(self.layer.with_shortcut(out, g.data))
+
+    def eye_loss(self) -> torch.Tensor | None:
+        """[B]: the rule's local loss of the last event per eye (None where the rule has none)."""
+        return self.rule.eye_loss()
 
     def compile(self, mode: str) -> None:
         """Run the per-event tensor work (:meth:`event`: forward, rule update, adaptation, update statistics,
@@ -106,7 +124,8 @@ class LayerAgent:
             a, y = self.layer.respond(x, self.learning)
         pooled = self.layer.pool(y.detach())
         if self.learning:
-            loss = self.rule.update(Factors(x, a, y, g.modulator, g))
+            dendrite, dendritic_pre = self.dendrite() if self.dendrites else (None, None)
+            loss = self.rule.update(Factors(x, a, y, g.modulator, g, dendrite, dendritic_pre))
             self.layer.adapt(pooled)  # before the sync, which averages the running means with the changes
             self.last_loss = loss
             with torch.no_grad():
@@ -186,7 +205,9 @@ class LayerAgent:
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "update_sq": self._update_sq.clone(), "loss": self._loss.clone(), "count": self._count,
                 "pending": self._pending, "summed": [self._summed[id(p)].clone() if id(p) in self._summed else None
-                                                     for p in self.parameters()]}
+                                                     for p in self.parameters()],
+                "dendrites": [e.state_dict() for e in self.dendrites],
+                "dendritic_inputs": {k: v.clone() for k, v in self.dendritic_inputs.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.layer.load_state_dict(state["layer"])
@@ -200,3 +221,6 @@ class LayerAgent:
         self._count = state["count"]
         self._pending = state["pending"]
         self._summed = {id(p): t.clone() for p, t in zip(self.parameters(), state["summed"]) if t is not None}
+        for edge, saved in zip(self.dendrites, state.get("dendrites", [])):
+            edge.load_state_dict(saved)
+        self.dendritic_inputs = {k: v.clone() for k, v in state.get("dendritic_inputs", {}).items()}

@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saccade_sim.config import LayerSpec
+from saccade_sim.specs import LayerSpec
 from saccade_sim.errors import ConfigError
 from saccade_sim.seeding import weight_seed
+
+from .rules.competition import kwta
 
 def relu_centered(a: torch.Tensor) -> torch.Tensor:
     """Miconi's dense output: y_j = relu(a_j - mean_k a_k), the mean over channels (dim 1) at each position."""
@@ -227,10 +229,6 @@ class Layer(nn.Module):
         self.rho = functools.partial(ACTIVATIONS[spec.activation], **keyword) if keyword else ACTIVATIONS[spec.activation]
         self.rho_prime = (functools.partial(DERIVATIVES[spec.activation], **keyword) if keyword
                           else DERIVATIVES[spec.activation])
-        if spec.kwta:
-            from .rules.competition import kwta  # here, not at the top: agents.rules imports this module
-
-            self._kwta = kwta
         if self.channels_last:
             self.op.to(memory_format=torch.channels_last)
 
@@ -286,7 +284,7 @@ class Layer(nn.Module):
         position, then (``binarize``) 1 where y > 0, else 0."""
         y = self.rho(a - self.threshold.view(1, -1, *[1] * (a.dim() - 2)) if self.spec.thresholded else a)
         if self.spec.kwta:
-            y = self._kwta(a, y, self.spec.kwta, self.threshold)
+            y = kwta(a, y, self.spec.kwta, self.threshold)
         if self.spec.binarize:
             y = (y > 0).to(y.dtype)
         return y

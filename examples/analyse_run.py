@@ -35,7 +35,7 @@ def main() -> None:
 
     # 2. by hand, on the reloaded run: each layer's features of the held-out stimuli as the probe sees them
     run = load_run(args.out)
-    idx = run._probe_indices(len(run.test_labels), args.stimuli, "analysis")
+    idx = run.probe_indices(len(run.test_labels), args.stimuli, "analysis")
     labels = run.test_labels.cpu()[idx].numpy()
     model = label_similarity(labels)
     trained = run.features(run.layers, run.test_store, idx)

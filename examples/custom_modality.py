@@ -18,7 +18,7 @@ import saccade_sim as ss
 from saccade_sim.analysis.probe import probe_table
 from saccade_sim.errors import ConfigError, DataError
 from saccade_sim.modalities.base import Modality, RawStimuli, gather_patches, grid_positions
-from saccade_sim.policies import GazeSpace
+from saccade_sim.gaze import GazeSpace
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 import saccade_sim as ss
-from agents.rules import Rule, write_delta
+from agents.rules import WEIGHT, Rule, Step
 from agents.rules.hebbian import correlation, n_terms
 from saccade_sim.analysis.probe import probe_table
 from saccade_sim.policies import SaccadePolicy
@@ -27,12 +27,13 @@ class GatedHebb(Rule):
 
     Options = GatedHebbOptions
 
-    def update(self, f):
+    def step(self, weights, state, f):
         gate = (f.modulator > 0).to(f.post.dtype).view(-1, *([1] * (f.post.dim() - 1)))
-        y, w = f.post * gate, self.layer.weight
+        y, w = f.post * gate, weights[WEIGHT]
         with torch.no_grad():
             decay = (y * y).sum(dim=[0] + list(range(2, y.dim()))).view(-1, *([1] * (w.dim() - 1)))
-            write_delta(w, (correlation(self.layer, f.pre, y) - self.options.decay * decay * w) / n_terms(y))
+            return Step({WEIGHT: (correlation(self.layer, f.pre, y) - self.options.decay * decay * w) / n_terms(y)},
+                        {}, None)
 
     @torch.no_grad()
     def after_step(self):

@@ -7,8 +7,7 @@ from importlib import import_module
 
 from .errors import ConfigError, DataError, DivergenceError, SaccadeSimError
 from .registry import DATASETS, MODALITIES, POLICIES, RULES
-
-__version__ = "0.1.0"
+from .version import __version__
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {"Config": "config", "load": "config", "resolve": "config", "Experiment": "experiment",

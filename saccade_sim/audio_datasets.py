@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import DataConfig
-from .datasets import Split, _labels, load_file, stratified_split
 from .errors import ConfigError, DataError
 from .modalities.base import Deferred, Modality, RawStimuli
+from .specs import DataConfig
+from .splits import Split, class_labels, load_file, stratified_split
 
 #: name -> (default version keyword and value, train/test constructor keywords or None, label field, group field)
 TORCHAUDIO: dict[str, tuple[tuple[str, str], tuple[dict, dict] | None, int, int]] = {
@@ -70,11 +70,11 @@ def load_torchaudio(spec: str, cfg: DataConfig, modality: type[Modality], option
     if parts is None:
         paths, labels, groups = _items(dataset({}), label_field, group_field,
                                        cfg.train_limit + cfg.test_limit if cfg.train_limit else 0, rng)
-        y, classes = _labels(labels)
+        y, classes = class_labels(labels)
         tr, te = stratified_split(y, cfg.test_fraction, rng)
         everything = raw(paths, labels, groups, classes)
         return Split(everything.subset(tr), everything.subset(te), classes)
     train = _items(dataset(parts[0]), label_field, group_field, cfg.train_limit, rng)
     test = _items(dataset(parts[1]), label_field, group_field, cfg.test_limit, rng)
-    _, classes = _labels(train[1] + test[1])
+    _, classes = class_labels(train[1] + test[1])
     return Split(raw(*train, classes), raw(*test, classes), classes)

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .policies import GazeSpace, RandomOptions, RandomPolicy, RasterPolicy, SaccadePolicy
+from .gaze import GazeSpace
+from .policies import RandomOptions, RandomPolicy, RasterPolicy, SaccadePolicy
 from .registry import POLICIES
 
 
@@ -246,7 +247,7 @@ def remember(old: torch.Tensor, cell: torch.Tensor, score: torch.Tensor) -> torc
 
 @dataclass
 class SurpriseOptions(ClosedLoopOptions):
-    channel: str = "layer1/loss"  #: the per-eye error [B] to seek: "<area>/loss" (CLAPP: the prediction's hinge)
+    channel: str = "layer1/loss"  #: the per-eye error [B] to seek: "<area>/loss" (Rule.eye_loss; CLAPP: its hinges)
 
     def validate(self, path: str) -> None:
         super().validate(path)
@@ -258,7 +259,8 @@ class SurpriseOptions(ClosedLoopOptions):
 @POLICIES.register("surprise")
 class SurprisePolicy(ClosedLoopPolicy):
     """Look where the layer's prediction error was largest: each eye remembers the error it met at each cell
-    of its stimulus (cells not visited yet count as the mean), with IOR."""
+    of its stimulus (cells not visited yet count as the mean), with IOR. The error is the area's local loss per
+    eye (``Rule.eye_loss``; CLAPP: the hinge terms of the pairs whose context the eye holds, 0 where it has none)."""
 
     Options = SurpriseOptions
 
@@ -269,44 +271,3 @@ class SurprisePolicy(ClosedLoopPolicy):
     def values(self, channels, cell, space, old, fresh):
         return remember(old, cell, channels[self.options.channel].float())
 
-
-def prediction_error(activity: torch.Tensor, prediction: torch.Tensor | None, margin: float = 1.0) -> torch.Tensor:
-    """Per eye [B]: the hinge of the layer's prediction of its own glimpse, ``max(0, margin - z . p)``, z the
-    activity [B, C, ...] averaged over positions and p [B, C] the dendritic prediction (CLAPP's sum_k P_k c_k);
-    NaN for an eye without a prediction (p = 0: no context remembered)."""
-    z = activity.flatten(2).mean(2) if activity.dim() > 2 else activity
-    if prediction is None:
-        return torch.full(z.shape[:1], math.nan, device=z.device)
-    error = F.relu(margin - (z * prediction).sum(1))
-    return torch.where(prediction.abs().sum(1) > 0, error, math.nan)
-
-
-def read_channels(names: tuple[str, ...], eye, agents, latest: Mapping) -> dict[str, torch.Tensor]:
-    """The latest tensors of channels ``names`` after an event: ``latest`` maps "eye" and each area's name to
-    the last Glimpse it published; ``eye`` is the :class:`~saccade_sim.eye.Eye` (stimuli, views), ``agents``
-    the layer agents by name (their rules' dendritic predictions)."""
-    g = latest["eye"]
-    out = {} if g.eyes is None else {"eyes": g.eyes}
-    for name in names:
-        if name in ("modulator", "gaze"):
-            out[name] = getattr(g, name)
-        elif name == "stimulus":
-            out[name] = eye.seen_stimuli()
-        else:
-            area, quantity = name.split("/", 1)
-            if quantity == "activity":
-                out[name] = latest[area].data
-            else:
-                rule = agents[area].rule
-                margin = getattr(rule.options, "margin", 1.0)
-                out[name] = prediction_error(latest[area].data, rule.dendritic_prediction(), margin)
-    return out
-
-
-def check_channels(names: tuple[str, ...], areas: list[str], where: str = "eye.policy") -> None:
-    """A ConfigError naming the first channel in ``names`` that this network does not publish."""
-    valid = ["modulator", "gaze", "stimulus", *(f"{a}/{q}" for a in areas for q in ("activity", "loss"))]
-    for name in names:
-        if name not in valid:
-            raise ConfigError(f"{where}: reads channel {name!r}, which this network does not publish; valid "
-                              f"channels: {', '.join(valid)}")

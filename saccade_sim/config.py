@@ -26,90 +26,9 @@ else:  # Python 3.10: the same parser, from PyPI
 
 from .distributed import DistributedConfig
 from .errors import ConfigError
-from .oculomotor import MotorConfig
 from .registry import DATASETS, MODALITIES, POLICIES, RULES
-
-
-@dataclass
-class DataConfig:
-    modality: str = "image"
-    source: str = "natural"  #: a registered dataset name, or a path to a .npz file or a folder
-    root: str = ""  #: where torchvision/torchaudio datasets live (``source = "tv:MNIST"`` etc.)
-    download: bool = False  #: let torchvision/torchaudio download into ``root``
-    train_limit: int = 0  #: use at most this many training stimuli (0 = all)
-    test_limit: int = 0  #: use at most this many test stimuli (0 = all)
-    test_fraction: float = 0.2  #: held-out part when the source has no test split
-    unlabelled: bool = True  #: the eyes also see the source's unlabelled stimuli (npz x_unlabelled, STL-10's unlabeled)
-    label_pattern: str = ""  #: regex with one group applied to file names for labels (folders of files)
-    group_pattern: str = ""  #: regex with one group giving each file's group (e.g. speaker): whole groups are held out
-    test_groups: list[str] = field(default_factory=list)  #: groups held out for test (empty: test_fraction of groups)
-    #: "standard" (zero mean, unit variance over the training store), "zca" (patch ZCA filter), "zca_image"
-    #: (one ZCA matrix over whole images, each standardised first: Miconi's notebook) or "none"
-    normalize: str = "standard"
-    zca_size: int = 7  #: normalize = "zca": side of the training patches the whitening filter is fitted on
-    #: regulariser: "zca": relative to the mean patch variance; "zca_image": added to the diagonal of
-    #: T^T T / D as the notebook does (it uses 1e-3)
-    zca_eps: float = 0.01
-    crop_size: int = 64  #: unlabelled photographs or videos: side of the crops cut from them
-    crops_per_photo: int = 250  #: unlabelled photographs or videos: crops per photo or video (train + test)
-
-    def validate(self, path: str) -> None:
-        for key in ("label_pattern", "group_pattern"):
-            try:
-                re.compile(getattr(self, key))
-            except re.error as exc:
-                raise ConfigError(f"{path}.{key}: not a valid regular expression {getattr(self, key)!r} "
-                                  f"({exc})") from None
-
-
-@dataclass
-class EyeConfig:
-    policy: str = "raster"
-    batch: int = 16  #: B eyes moving in lockstep (the tensor batch)
-    fixation_ms: float = 200.0  #: simulated duration of one fixation
-    jump_prob: float = 0.3  #: per eye and fixation, probability of a saccade to another stimulus
-    dwell: int = 0  #: fixations per stimulus before moving on (0 = one pass over the gaze grid)
-    #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs); "auto" = one
-    #: per rank (1 in a single process), fixed at the start of the run (config.json records the number)
-    shards: int | str = "auto"
-    motor: MotorConfig = field(default_factory=MotorConfig)  #: ``[eye.motor]``: fixation and saccade timing
-
-    def shard_count(self, ranks: int = 1) -> int:
-        """``shards`` as a number: "auto" is one logical shard per rank."""
-        return ranks if self.shards == "auto" else self.shards
-
-
-@dataclass
-class LayerSpec:
-    kind: str = "conv"  #: "conv" or "dense"
-    channels: int = 32  #: output channels (conv) or units (dense)
-    kernel: int = 3
-    stride: int = 1
-    padding: int = -1  #: -1 = kernel // 2 ("same")
-    pool: int = 1  #: pooling window applied to the transmitted output (1 = none)
-    pool_kind: str = "max"  #: "max" or "avg"
-    activation: str = "relu"
-    bias: bool = False
-    delay_ms: float = 0.0  #: conduction delay before this layer sees its input
-    kwta: int = 0  #: transmit only the k largest a - threshold per position (hard k-WTA; 0 = off)
-    prune: float = 0.0  #: fraction of connections removed by a fixed random mask (0 = none)
-    center: float = 0.0  #: > 0: transmit each channel minus its running mean, updated at this rate per event
-    pool_stride: int = 0  #: pooling stride (0 = the pooling window, non-overlapping)
-    pool_padding: int = 0  #: pooling padding (max pooling pads with -inf, average pooling with zeros)
-    padding_mode: str = "zeros"  #: "zeros" or "reflect" (the input is reflect-padded before the convolution)
-    input_norm: str = "none"  #: "none", "batch" (BatchNorm without affine), "image" (per-sample standardisation), "unit"
-    batch_norm: bool = False  #: BatchNorm with a learned affine map on the potential, before the activation
-    power: float = 1.0  #: activation "triangle": y = relu(a - mean_c a) ** power
-    negative_slope: float = 0.01  #: activation "leaky_relu": the slope for a < 0
-    thresholded: bool = False  #: the activation and k-WTA see a - theta (the layer's adaptive thresholds)
-    binarize: bool = False  #: transmit 1 where the output is > 0, else 0 (Miconi's binary winners)
-    init: str = "default"  #: "default" (torch's), "normal" (N(0, init_norm^2 / fan_in)), "normal_unit" (rows of norm init_norm)
-    init_norm: float = 1.0  #: init "normal": expected norm of each unit's weights; "normal_unit": their exact norm
-    residual: bool = False  #: also transmit the input, zero-padded to the channels and average-pooled to the size
-
-
-#: what ``input_norm`` can do to a layer's input before its weights see it
-INPUT_NORMS = ("none", "batch", "image", "unit")
+from .specs import (EYE_QUANTITIES, INPUT_NORMS, LAYER_QUANTITIES, SAFE_NAME, DataConfig, EdgeSpec, EyeConfig,
+                    LayerSpec, LogConfig, MonitorSpec, check_positive)
 
 
 @dataclass
@@ -117,6 +36,9 @@ class NetworkConfig:
     preset: str = "small"  #: used when ``layers`` is empty
     layers: list[LayerSpec] = field(default_factory=list)
     channels_last: bool = True  #: memory format for conv layers (faster on CPU)
+    #: the edges besides the feedforward chain (eye -> layer1 -> layer2 ...): top-down and lateral edges to the
+    #: areas' dendrites (``[[network.edges]]``; empty: the chain alone)
+    edges: list[EdgeSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -137,8 +59,8 @@ class ScheduleConfig:
     def validate(self, path: str) -> None:
         _choice(self.kind, ("constant", "cosine", "step"), f"{path}.kind")
         for key in ("warmup", "horizon"):
-            _positive(getattr(self, key), f"{path}.{key}", allow_zero=True)
-        _positive(self.step_every, f"{path}.step_every")
+            check_positive(getattr(self, key), f"{path}.{key}", allow_zero=True)
+        check_positive(self.step_every, f"{path}.step_every")
         if not 0.0 <= self.min_factor <= 1.0:
             raise ConfigError(f"{path}.min_factor: must be in [0, 1], got {self.min_factor!r}")
         if not 0.0 < self.gamma <= 1.0:
@@ -194,51 +116,9 @@ class ProbeConfig:
 
 
 @dataclass
-class MonitorSpec:
-    """One recording (``[[record.monitors]]``): what to sample, how often, and how many samples to keep."""
-
-    target: str = "layer1"  #: "eye" or a layer name ("layer1", ...)
-    quantity: str = "activity"  #: eye: glimpse, gaze, modulator, stimulus; layer: activity, weights, dendrite, loss
-    every: int = 1  #: sample every this many events (used when every_ms = 0)
-    every_ms: float = 0.0  #: sample at most once per this many simulated ms (0 = use ``every``)
-    max_len: int = 1000  #: ring-buffer length: the newest max_len samples are kept
-    eyes: list[int] = field(default_factory=list)  #: record only these eyes of the batch (empty = all)
-    name: str = ""  #: file name stem (default TARGET_QUANTITY): letters, digits, "_", "-", "." (not first)
-
-    def validate(self, path: str) -> None:
-        if self.name and not SAFE_NAME.fullmatch(self.name):
-            raise ConfigError(f"{path}.name: {self.name!r} cannot be a file name (record_NAME.npz); use letters, "
-                              "digits, '_', '-' and '.' (not first), at most 100 characters")
-        valid = EYE_QUANTITIES if self.target == "eye" else LAYER_QUANTITIES
-        if self.quantity not in valid:
-            raise ConfigError(f"{path}.quantity: unknown value {self.quantity!r} for target {self.target!r}; "
-                              f"valid choices: {', '.join(valid)}")
-        for key in ("every", "max_len"):
-            _positive(getattr(self, key), f"{path}.{key}")
-        _positive(self.every_ms, f"{path}.every_ms", allow_zero=True)
-        if any(e < 0 for e in self.eyes):
-            raise ConfigError(f"{path}.eyes: eye indices must be >= 0, got {self.eyes}")
-
-
-#: A name that is safe as (part of) a file name in the run folder.
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
-#: What a monitor can record from the eye's channel and from a layer's channel.
-EYE_QUANTITIES = ("glimpse", "gaze", "modulator", "stimulus")
-LAYER_QUANTITIES = ("activity", "weights", "dendrite", "loss", "modulator")
-
-
-@dataclass
 class RecordConfig:
     monitors: list[MonitorSpec] = field(default_factory=list)  #: nothing is recorded unless listed
     scanpath: int = 0  #: keep the newest this many fixations of every eye in RUN_DIR/scanpath.npz (0 = off)
-
-
-@dataclass
-class LogConfig:
-    """Live logs in the run folder, written while the run goes (``[log]``)."""
-
-    tensorboard: bool = False  #: TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package)
-    csv: bool = False  #: RUN_DIR/history.csv, one line per history entry (every run.check_every events)
 
 
 @dataclass
@@ -449,56 +329,51 @@ class _Top:
     device: str = "cpu"
 
 
-def _positive(value: float, key: str, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-
 def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
     if value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(choices)}")
 
 
 def _check_values(cfg: Config) -> None:
-    _positive(cfg.eye.batch, "eye.batch")
-    _positive(cfg.eye.fixation_ms, "eye.fixation_ms")
-    _positive(cfg.eye.dwell, "eye.dwell", allow_zero=True)
+    check_positive(cfg.eye.batch, "eye.batch")
+    check_positive(cfg.eye.fixation_ms, "eye.fixation_ms")
+    check_positive(cfg.eye.dwell, "eye.dwell", allow_zero=True)
     if isinstance(cfg.eye.shards, str):
         _choice(cfg.eye.shards, ("auto",), "eye.shards")
     else:
-        _positive(cfg.eye.shards, "eye.shards")
+        check_positive(cfg.eye.shards, "eye.shards")
         if cfg.eye.batch % cfg.eye.shards:
             raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
-    _positive(cfg.record.scanpath, "record.scanpath", allow_zero=True)
-    _positive(cfg.run.events, "run.events")
-    _positive(cfg.run.check_every, "run.check_every")
-    _positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
+    check_positive(cfg.record.scanpath, "record.scanpath", allow_zero=True)
+    check_positive(cfg.run.events, "run.events")
+    check_positive(cfg.run.check_every, "run.check_every")
+    check_positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)
     _choice(cfg.run.compile, COMPILE_MODES, "run.compile")
-    _positive(cfg.run.max_weight_norm, "run.max_weight_norm")
-    _positive(cfg.run.threads, "run.threads", allow_zero=True)
+    check_positive(cfg.run.max_weight_norm, "run.max_weight_norm")
+    check_positive(cfg.run.threads, "run.threads", allow_zero=True)
     for i, (rule, _) in enumerate([(cfg.rule, None), *cfg.layer_rules]):
         key = "rule" if i == 0 else f"rule.layers[{i - 1}]"
-        _positive(rule.lr, f"{key}.lr", allow_zero=True)
-        _positive(rule.update_every, f"{key}.update_every")
+        check_positive(rule.lr, f"{key}.lr", allow_zero=True)
+        check_positive(rule.update_every, f"{key}.update_every")
         _choice(rule.optimizer, ("sgd", "adam", "adamw"), f"{key}.optimizer")
-    _positive(cfg.probe.pool, "probe.pool")
-    _positive(cfg.probe.batch, "probe.batch")
-    _positive(cfg.probe.train, "probe.train", allow_zero=True)
-    _positive(cfg.probe.test, "probe.test", allow_zero=True)
+    check_positive(cfg.probe.pool, "probe.pool")
+    check_positive(cfg.probe.batch, "probe.batch")
+    check_positive(cfg.probe.train, "probe.train", allow_zero=True)
+    check_positive(cfg.probe.test, "probe.test", allow_zero=True)
     _choice(cfg.probe.aggregate, ("concat", "mean"), "probe.aggregate")
     _choice(cfg.probe.classifier, ("ridge", "linear"), "probe.classifier")
-    _positive(cfg.probe.epochs, "probe.epochs")
+    check_positive(cfg.probe.epochs, "probe.epochs")
     _choice(cfg.probe.solver, ("kernel", "auto"), "probe.solver")
-    _positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
+    check_positive(cfg.probe.every_ms, "probe.every_ms", allow_zero=True)
     _choice(cfg.data.normalize, ("standard", "zca", "zca_image", "none"), "data.normalize")
-    _positive(cfg.data.zca_size, "data.zca_size")
-    _positive(cfg.data.zca_eps, "data.zca_eps")
-    _positive(cfg.data.crop_size, "data.crop_size")
-    _positive(cfg.data.crops_per_photo, "data.crops_per_photo")
-    _positive(cfg.data.train_limit, "data.train_limit", allow_zero=True)
-    _positive(cfg.data.test_limit, "data.test_limit", allow_zero=True)
+    check_positive(cfg.data.zca_size, "data.zca_size")
+    check_positive(cfg.data.zca_eps, "data.zca_eps")
+    check_positive(cfg.data.crop_size, "data.crop_size")
+    check_positive(cfg.data.crops_per_photo, "data.crops_per_photo")
+    check_positive(cfg.data.train_limit, "data.train_limit", allow_zero=True)
+    check_positive(cfg.data.test_limit, "data.test_limit", allow_zero=True)
     if cfg.data.test_groups and not cfg.data.group_pattern:
         raise ConfigError("data.test_groups: needs data.group_pattern (the regex that finds each file's group)")
     if not 0.0 < cfg.data.test_fraction < 1.0:
@@ -508,9 +383,9 @@ def _check_values(cfg: Config) -> None:
         _choice(spec.kind, ("conv", "dense"), f"{key}.kind")
         _choice(spec.pool_kind, ("max", "avg"), f"{key}.pool_kind")
         for name in ("channels", "kernel", "stride", "pool"):
-            _positive(getattr(spec, name), f"{key}.{name}")
-        _positive(spec.delay_ms, f"{key}.delay_ms", allow_zero=True)
-        _positive(spec.kwta, f"{key}.kwta", allow_zero=True)
+            check_positive(getattr(spec, name), f"{key}.{name}")
+        check_positive(spec.delay_ms, f"{key}.delay_ms", allow_zero=True)
+        check_positive(spec.kwta, f"{key}.kwta", allow_zero=True)
         if not 0.0 <= spec.prune < 1.0:
             raise ConfigError(f"{key}.prune: must be in [0, 1), got {spec.prune!r}")
         if not 0.0 <= spec.center <= 1.0:
@@ -519,9 +394,9 @@ def _check_values(cfg: Config) -> None:
         _choice(spec.input_norm, INPUT_NORMS, f"{key}.input_norm")
         _choice(spec.init, ("default", "normal", "normal_unit"), f"{key}.init")
         for name in ("pool_stride", "pool_padding"):
-            _positive(getattr(spec, name), f"{key}.{name}", allow_zero=True)
+            check_positive(getattr(spec, name), f"{key}.{name}", allow_zero=True)
         for name in ("power", "init_norm"):
-            _positive(getattr(spec, name), f"{key}.{name}")
+            check_positive(getattr(spec, name), f"{key}.{name}")
         if 2 * spec.pool_padding > spec.pool:
             raise ConfigError(f"{key}.pool_padding: must be at most half the pool window ({spec.pool}), "
                               f"got {spec.pool_padding}")

@@ -7,38 +7,18 @@ from __future__ import annotations
 
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import DataConfig
 from .errors import ConfigError, DataError
 from .modalities.base import Deferred, Modality, RawStimuli
 from .registry import DATASETS
+from .specs import DataConfig
+from .splits import Split, class_labels, check_values, load_file, stratified_split
 
 #: labels are class indices 0..C-1; more classes than this is taken for a mistake (e.g. ids used as labels)
 MAX_CLASSES = 100_000
-
-
-@dataclass
-class Split:
-    train: RawStimuli
-    test: RawStimuli
-    classes: list[str]
-    unlabelled: RawStimuli | None = None  #: training stimuli without labels (the eyes may see them; the probe never)
-
-
-def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, a random ``test_fraction`` (at least one item where a class has two) goes to test."""
-    train, test = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n = int(round(len(idx) * test_fraction))
-        n = min(max(n, 1 if len(idx) > 1 else 0), len(idx) - 1)
-        test.extend(idx[:n])
-        train.extend(idx[n:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
 
 
 def group_split(groups: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -76,12 +56,6 @@ def _limit(raw: RawStimuli, n: int, rng: np.random.Generator) -> RawStimuli:
     if n <= 0 or n >= len(raw):
         return raw
     return raw.subset(np.sort(rng.permutation(len(raw))[:n]))
-
-
-def _labels(names: list[str]) -> tuple[np.ndarray, list[str]]:
-    classes = sorted(set(names), key=lambda s: (len(s), s) if s.isdigit() else (0, s))
-    lookup = {c: i for i, c in enumerate(classes)}
-    return np.array([lookup[n] for n in names], dtype=np.int64), classes
 
 
 def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.random.Generator) -> Split:
@@ -144,30 +118,6 @@ def load_npz(path: Path, modality: type[Modality], cfg: DataConfig, rng: np.rand
     return Split(train, test, classes, unlabelled)
 
 
-def check_values(x: np.ndarray, where: str) -> None:
-    """Stimuli must be numbers and finite (NaN or Inf would silently poison every layer)."""
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise DataError(f"{where}: expected numeric stimuli, got dtype {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise DataError(f"{where}: contains NaN or Inf values")
-
-
-def load_file(modality: type[Modality], path: Path, options) -> np.ndarray:
-    """``modality.load_file`` with one error contract for every modality: anything a decoder raises
-    becomes a DataError naming the file; an empty or non-finite result is refused too."""
-    try:
-        a = modality.load_file(path, options)
-    except DataError:
-        raise
-    except Exception as exc:  # decoders raise their own types (PIL, soundfile, av, ...)
-        raise DataError(f"{path}: cannot read {modality.name} file ({type(exc).__name__}: {exc})") from None
-    a = np.asarray(a)
-    if a.size == 0:
-        raise DataError(f"{path}: empty {modality.name} file")
-    check_values(a, str(path))
-    return a
-
-
 def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, rng: np.random.Generator) -> Split:
     """Files with the modality's extensions. Label: ``data.label_pattern`` (regex, group 1) on the file
     name, else the sub-folder name, else the modality's default for flat folders. A flat folder of
@@ -185,7 +135,7 @@ def load_folder(path: Path, modality: type[Modality], cfg: DataConfig, options, 
         if any(n is None for n in names):
             items = [load_file(modality, f, options) for f in files]
             return modality.unlabelled(items, [f.stem for f in files], cfg, options, rng)
-    y, classes = _labels(names)
+    y, classes = class_labels(names)
     groups = np.array(_match(cfg.group_pattern, "data.group_pattern", files)) if cfg.group_pattern else None
     raw = RawStimuli(Deferred(lambda f: load_file(modality, f, options), files), y, groups,
                      names=[str(f) for f in files])  # read after the split and the limits

@@ -16,11 +16,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-import agents.rules  # noqa: F401  (registers the built-in rules)
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
+from agents.dendrites import DendriticEdge
 from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
 
-from . import datasets, distributed, io, provenance, runfolder
+from . import datasets, distributed, io, plugins, provenance, runfolder  # noqa: F401  (plugins: registers the built-ins)
 from .analysis.probe import grid_features, linear_probe, ridge_probe
 from .config import Config, resolve
 from .errors import ConfigError, DataError
@@ -33,6 +33,7 @@ from .progress import bar as progress_bar
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .simulation import Simulation
+from .wiring import network_edges
 from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
 
 #: results.json fields that differ between two runs of one config: timings and the provenance (date, command)
@@ -133,20 +134,23 @@ class Experiment:
         eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
         self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
                            self.world.shards(cfg.eye.shards), draws=columns[-1])
+        names = [f"layer{i + 1}" for i in range(len(self.layers))]
+        self.edges = network_edges(names, [layer.spec.delay_ms for layer in self.layers], cfg.network.edges)
         self.agents = []
         for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
                 rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
             rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard)
-            params = list(layer.parameters()) + list(rule.parameters())
+            dendrites = self._dendrites(names, i)
+            params = list(layer.parameters()) + list(rule.parameters()) + [e.weight for e in dendrites]
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
             scheduler = None
             if settings.schedule.kind != "constant" or settings.schedule.warmup:
                 scheduler = make_scheduler(opt, settings.schedule, cfg.run.events // settings.update_every)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])
-            self.agents.append(LayerAgent(f"layer{i + 1}", layer, rule, opt, sync, scheduler, settings.update_every))
+            self.agents.append(LayerAgent(names[i], layer, rule, opt, sync, scheduler, settings.update_every, dendrites))
         if cfg.run.compile != "none":
             self._compile(cfg.run.compile)
         self.attachments: list[Callable[[Simulation], Any]] = []
@@ -184,9 +188,22 @@ class Experiment:
         for agent in self.agents:
             agent.compile(mode)
 
+    def _dendrites(self, names: list[str], index: int) -> list[DendriticEdge]:
+        """The weights of the configured edges to area ``index``'s dendrite, each seeded by (seed, "edge", j)."""
+        out = []
+        for j, spec in enumerate(self.config.network.edges):
+            if spec.target == names[index]:
+                source = self.layers[names.index(spec.source)]
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(stream_seed(self.config.seed, "edge", j))
+                    edge = DendriticEdge(spec.source, source.out_shape[0], self.layers[index].spec.channels,
+                                         spec.init_norm, self.layers[index].is_conv)
+                out.append(edge.to(self.device))
+        return out
+
     def _new_simulation(self, start_ms: float) -> Simulation:
         sim = Simulation(self.eye, self.agents, self.config.eye.fixation_ms,
-                         [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms)
+                         [layer.spec.delay_ms for layer in self.layers], start_ms=start_ms, edges=self.edges)
         for start in self.attachments:
             start(sim)
         return sim
@@ -306,7 +323,9 @@ class Experiment:
                     raise agent.divergence_error(why, self.eye.time)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
+    def probe_indices(self, n_items: int, limit: int, name: str) -> torch.Tensor:
+        """The sorted indices of at most ``limit`` (0: all) of ``n_items`` stimuli, a permutation seeded by
+        ``(seed, "probe", name)``: the same stimuli for every run of a seed."""
         perm = np.random.default_rng(stream_seed(self.config.seed, "probe", name)).permutation(n_items)
         return torch.from_numpy(np.sort(perm[:limit] if limit else perm))
 
@@ -323,8 +342,8 @@ class Experiment:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
         input, the costliest probe, when ``with_input`` is false); ``tick()`` after each batch and each fit."""
         p = self.config.probe
-        tr = self._probe_indices(len(self.train_labels), p.train, "train")
-        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        tr = self.probe_indices(len(self.train_labels), p.train, "train")
+        te = self.probe_indices(len(self.test_labels), p.test, "test")
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
 
         seed = stream_seed(self.config.seed, "probe", "linear")  # the linear readout's draws
@@ -361,8 +380,8 @@ class Experiment:
     def probe(self, progress: bool = False) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
-        tr = self._probe_indices(len(self.train_labels), p.train, "train")
-        te = self._probe_indices(len(self.test_labels), p.test, "test")
+        tr = self.probe_indices(len(self.train_labels), p.train, "train")
+        te = self.probe_indices(len(self.test_labels), p.test, "test")
         names = [a.name for a in self.agents]
         batches = -(-len(tr) // p.batch) - (-len(te) // p.batch)
         # feature batches: trained layers, raw input, random layers; then one fit per feature set

@@ -23,13 +23,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from .config import EyeConfig
 from .errors import ConfigError
 from .events import Glimpse
 from .hostsync import deliberate
-from .modalities.base import Modality
-from .policies import SaccadePolicy
+from .parts import GazePolicy, GlimpseSource
 from .seeding import generator
+from .specs import EyeConfig
 
 
 class StimulusStream:
@@ -96,14 +95,15 @@ class Eye:
 
     ``shards`` are the logical shards this Eye runs (default: all ``cfg.shards``); its batch is
     ``len(shards) * cfg.batch / cfg.shards`` eyes, shard after shard. ``block_events`` (0: about 2^16 draws
-    per block) sets how many events are drawn and copied to the device at once; it does not change the draws.
+    per block) sets how many events are drawn and copied to the device at once; it does not change the draws. A
+    policy that subscribes to channels draws one event at a time (its gaze depends on what it observed).
 
     A *presentation* begins where an eye takes a stimulus (a new dwell or a jump). Then its view (the
     modality's :meth:`Modality.sample_view`: a random crop, a flip) and its ``draws`` uniform numbers (for
     rules, ``Glimpse.draws``) are drawn from its shard's stream and kept until the next presentation.
     """
 
-    def __init__(self, modality: Modality, store: torch.Tensor, labels: torch.Tensor, policy: SaccadePolicy,
+    def __init__(self, modality: GlimpseSource, store: torch.Tensor, labels: torch.Tensor, policy: GazePolicy,
                  cfg: EyeConfig, seed: int, shards: Sequence[int] | None = None, draws: int = 0,
                  block_events: int = 0) -> None:
         n_shards = cfg.shard_count()
@@ -128,9 +128,9 @@ class Eye:
         self.stimulus = torch.zeros(self.batch, dtype=torch.long)
         self.view = torch.zeros(self.batch, modality.view_size, dtype=torch.long)
         self.draws = torch.zeros(self.batch, draws)
-        # a closed-loop policy draws each event's gazes after observing the last one: blocks of one event
-        closed_loop = bool(getattr(policy, "subscribes", ()))
-        self.block_events = 1 if closed_loop else block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
+        if getattr(policy, "subscribes", ()):  # a closed loop: each gaze is drawn after the last event is observed
+            block_events = 1
+        self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
         if hasattr(policy, "bind"):
             policy.bind(modality.space, self.batch)
         self.last_view: torch.Tensor | None = None  #: the presentation views [B, V] of the last event (None: no views)

@@ -13,8 +13,8 @@ import csv
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import LogConfig
 from .errors import ConfigError
+from .specs import LogConfig
 
 TENSORBOARD_DIR, HISTORY_CSV = "tensorboard", "history.csv"
 

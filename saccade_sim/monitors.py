@@ -1,7 +1,7 @@
 """Recording (in the spirit of Brian2's monitors and Nengo's probes): SimPy processes subscribed to a
 :class:`~saccade_sim.events.Broadcast` channel that copy one quantity into a preallocated ring buffer.
 
-A monitor is configured by a :class:`~saccade_sim.config.MonitorSpec` (``[[record.monitors]]`` in TOML):
+A monitor is configured by a :class:`~saccade_sim.specs.MonitorSpec` (``[[record.monitors]]`` in TOML):
 
 - ``target``: ``"eye"`` (the glimpse channel) or a layer name (``"layer1"``: that layer's output channel);
 - ``quantity``: eye: ``glimpse``, ``gaze``, ``modulator``, ``stimulus``; layer: ``activity`` (the transmitted
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from . import io
-from .config import MonitorSpec
 from .errors import ConfigError, SaccadeSimError
 from .events import Broadcast, Glimpse
+from .specs import MonitorSpec
 
 Reader = Callable[[Glimpse], torch.Tensor]
 

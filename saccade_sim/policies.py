@@ -3,57 +3,30 @@ the glimpse (torchvision's split between sampling a transform's parameters and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Mapping
 
 import torch
 
+from .gaze import GazeSpace
 from .registry import POLICIES
 
 
-@dataclass(frozen=True)
-class GazeSpace:
-    """Valid fixations of a modality: ``grid`` [G, D] in raster order, ``high`` [D] inclusive maxima.
-
-    The grid is a lattice: each coordinate takes a few values, and the raster walks its innermost
-    :attr:`axis` first (an image's rows within a column; an utterance's time). :meth:`before` and
-    :meth:`cells` give its geometry to rules that pair glimpses by where they were taken (CLAPP)."""
-
-    grid: torch.Tensor
-    high: torch.Tensor
-
-    @property
-    def size(self) -> int:
-        return self.grid.shape[0]
-
-    @property
-    def axis(self) -> int:
-        """The coordinate that changes between the first two raster fixations (0 for a one-point grid)."""
-        if self.size < 2:
-            return 0
-        return int((self.grid[1] != self.grid[0]).nonzero()[0, 0])
-
-    def before(self, k: int) -> torch.Tensor:
-        """[G] long: the grid index of the point ``k`` lattice steps before each grid point along
-        :attr:`axis`, every other coordinate equal (-1 where there is none)."""
-        ranks = torch.stack([torch.unique(c, return_inverse=True)[1] for c in self.grid.t()], 1)  # [G, D]
-        wanted = ranks.clone()
-        wanted[:, self.axis] -= k
-        match = (wanted[:, None, :] == ranks[None, :, :]).all(-1)  # [G, G]: point i's predecessor is j
-        return torch.where(match.any(1), match.float().argmax(1), -1)
-
-    def cells(self, gaze: torch.Tensor) -> torch.Tensor:
-        """[B] long: the grid index of each gaze [B, D] (-1 for a gaze off the grid)."""
-        grid = self.grid.to(gaze.device)
-        match = (gaze[:, None, :] == grid[None]).all(-1)  # [B, G]
-        return torch.where(match.any(1), match.float().argmax(1), -1)
-
-
 class SaccadePolicy:
-    """Base class. ``sample(step, batch, space, generator)`` returns gaze coordinates [batch, D] (long)."""
+    """Base class. ``sample(step, batch, space, generator)`` returns gaze coordinates [batch, D] (long).
+
+    A closed-loop policy names the network channels it reads in ``subscribes`` (:mod:`saccade_sim.channels`:
+    ``"layer1/activity"``, ``"layer2/loss"``, ``"modulator"``, ``"stimulus"``, ``"gaze"``); the engine then calls
+    :meth:`observe` after each event with their latest tensors, before the next :meth:`sample`. A policy that
+    subscribes to nothing is never called and costs nothing."""
 
     Options = None
+    subscribes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options=None) -> None:
         self.options = options
+
+    def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None:
+        """The latest tensors of the subscribed channels, by name, and the gaze [B, D] of the last event."""
 
     def sample(self, step: int, batch: int, space: GazeSpace, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError

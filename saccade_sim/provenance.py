@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .version import __version__
 
 COMMAND_VARIABLE = "SACCADE_SIM_COMMAND"
 SOURCE = Path(__file__).resolve().parent  #: the package's own folder (a git work tree in a developer install)

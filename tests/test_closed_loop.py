@@ -1,14 +1,10 @@
 """Closed-loop policies: saliency, surprise, inhibition of return, against independent computations."""
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import data_path, run_and_resumed_run
 from saccade_sim.closed_loop import (InhibitionOfReturnPolicy, SaliencyOptions, SaliencyPolicy, SurpriseOptions,
-                                     SurprisePolicy, cell_means, check_channels, prediction_error, saliency_map)
-from saccade_sim.errors import ConfigError
+                                     SurprisePolicy, cell_means, saliency_map)
 from saccade_sim.modalities.image import ImageModality, ImageOptions
 
 SPACE = ImageModality(ImageOptions(patch=8, stride=4), (1, 32, 32)).space  # 7 x 7 grid, top-left corners
@@ -101,22 +97,6 @@ def test_each_eye_chooses_from_its_own_rows_in_shard_order():
     gen = torch.Generator().manual_seed(0)
     a, b = policy.sample(1, 1, SPACE, gen)[0], policy.sample(1, 1, SPACE, gen)[0]  # two shards of one eye
     assert covers(a, 3, 3) and covers(b, 26, 26)
-
-
-def test_prediction_error_is_the_hinge_of_the_prediction_score():
-    activity = torch.randn(3, 4, 5, 5)
-    pred = torch.randn(3, 4)
-    pred[2] = 0
-    z = activity.mean((2, 3))
-    expected = F.relu(1.0 - (z * pred).sum(1))
-    got = prediction_error(activity, pred)
-    assert torch.allclose(got[:2], expected[:2]) and math.isnan(got[2])
-
-
-def test_unknown_channels_are_named():
-    check_channels(("layer1/loss", "modulator"), ["layer1"])
-    with pytest.raises(ConfigError, match="layer3/loss"):
-        check_channels(("layer3/loss",), ["layer1", "layer2"])
 
 
 def clapp_cfg(policy: str, events: int = 20) -> dict:

@@ -17,16 +17,18 @@ the first layer has learned while keeping the known part (:func:`complete`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
-from .base import Factors, Rule, write_delta
+from .base import WEIGHT, Factors, Rule, Step
 from .hebbian import correlation, n_terms
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 def activation_delta(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -41,10 +43,10 @@ def activation_delta(layer: Layer, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 class ActivationLearning(Rule):
     """Activation learning (Zhou): dw_j = y_j (x - sum_k y_k w_k), a local competition of linear units."""
 
-    def update(self, f: Factors) -> None:
+    def step(self, weights, state, f: Factors) -> Step:
+        """dW = :func:`activation_delta` of the input x and the potential a."""
         with torch.no_grad():
-            write_delta(self.layer.weight, activation_delta(self.layer, f.pre, f.a))
-        return None
+            return Step({WEIGHT: activation_delta(self.layer, f.pre, f.a)}, {}, None)
 
 
 def append_label_code(x: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float) -> torch.Tensor:

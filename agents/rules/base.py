@@ -1,35 +1,59 @@
 """The rule contract.
 
-The engine hands a rule the four factors of a three-factor update (pre-synaptic input, post-synaptic
-activity, dendritic prediction, broadcast modulator). A rule writes its weight change into ``param.grad``
-as ``-dW`` (so that a stock ``torch.optim`` optimiser *descending* the gradient *adds* ``lr * dW``), either
-from a closed form (:func:`write_delta`) or as the gradient of a local loss w.r.t. this layer's own
-parameters only (:func:`write_loss_grad`). Inputs are detached: nothing crosses layers backwards.
+The engine hands a rule the four factors of an update (pre-synaptic input, post-synaptic activity, dendritic
+input, broadcast modulator: :class:`Factors`). A rule's math is one step, :meth:`Rule.step`: a function of the
+weights, the rule's named state, the factors and its options that returns a :class:`Step` (the changes dW by
+parameter name, the new state, the local loss); it writes nothing. :meth:`Rule.update` applies a step: each dW
+goes into ``param.grad`` as ``-dW`` (:func:`write_delta`, so that a stock ``torch.optim`` optimiser *descending*
+the gradient *adds* ``lr * dW``) and the new state replaces the old. A loss-form rule's dW is minus the gradient
+of its local loss w.r.t. this layer's own parameters only (:func:`loss_changes`). Inputs are detached: nothing
+crosses layers backwards. A rule written against the older contract may still override :meth:`update` and
+write ``.grad`` itself.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
 
 import torch
 from torch import nn
 
 from saccade_sim.events import Glimpse
 
-from ..layers import Layer
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 @dataclass
 class Factors:
     """What a rule receives at one event: ``pre`` x (the detached layer input as the weights see it:
     ``Layer.prepare``'s normalised, padded input), ``a`` = W x, ``post`` y = rho(a),
-    ``modulator`` m [B] (+1 / -1 / 0), and the event itself (stimulus ids, time) in ``glimpse``."""
+    ``modulator`` m [B] (+1 / -1 / 0), the event itself (stimulus ids, time) in ``glimpse``, and ``dendrite``
+    [B, C, ...] (shaped as ``a``): the summed input of the layer's dendritic edges (``[[network.edges]]`` with
+    ``target = "dendrite"``: a higher area's top-down output, a neighbour's), None where it has none."""
 
     pre: torch.Tensor
     a: torch.Tensor
     post: torch.Tensor
     modulator: torch.Tensor
     glimpse: Glimpse
+    dendrite: torch.Tensor | None = None
+    #: per dendritic edge, by source: the presynaptic activity z [B, C_s] its weights see (the PSP)
+    dendritic_pre: dict[str, torch.Tensor] | None = None
+
+
+class Step(NamedTuple):
+    """One event of a rule: ``updates`` dW by parameter name (:meth:`Rule.weights`' names; a descending optimiser
+    adds lr dW), ``state`` the new value of each named state (:attr:`Rule.state_names`) the step changed, and the
+    local ``loss`` (a 0-d tensor, or None)."""
+
+    updates: dict[str, torch.Tensor]
+    state: dict[str, Any]
+    loss: torch.Tensor | None
+
+
+#: the names of the layer's own parameters in :meth:`Rule.weights`
+WEIGHT, BIAS = "layer.op.weight", "layer.op.bias"
 
 
 def write_delta(param: torch.Tensor, delta: torch.Tensor) -> None:
@@ -47,6 +71,13 @@ def write_loss_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> None:
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     for p, g in zip(params, grads):
         p.grad = torch.zeros_like(p) if g is None else g.detach()
+
+
+def loss_changes(loss: torch.Tensor, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """dW = -dL/dW for each of ``weights`` (zero where the loss does not depend on it; no graph kept)."""
+    grads = torch.autograd.grad(loss, list(weights.values()), allow_unused=True)
+    return {name: torch.zeros_like(w) if g is None else g.detach().neg()
+            for (name, w), g in zip(weights.items(), grads)}
 
 
 def _format(p: torch.Tensor) -> torch.memory_format:
@@ -67,8 +98,11 @@ class Rule(nn.Module):
     needs_graph: ClassVar[bool] = False
     default_lr: ClassVar[float] = 0.01  #: ``rule.lr`` when the config does not set it
     default_optimizer: ClassVar[str] = "sgd"  #: ``rule.optimizer`` when the config does not set it
-    #: buffers whose dim 1 indexes the eyes (per-eye state such as CLAPP's contexts): a checkpoint stores them
-    #: per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state
+    #: the rule's named state (buffers or attributes) that :meth:`step` reads and replaces; saved in checkpoints
+    #: with the rule's ``state_dict``
+    state_names: ClassVar[tuple[str, ...]] = ()
+    #: the named states whose dim 1 indexes the eyes (per-eye state such as CLAPP's contexts): a checkpoint stores
+    #: them per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state
     eye_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
@@ -77,6 +111,7 @@ class Rule(nn.Module):
         self.options = options
         self.index = index
         self.n_layers = n_layers
+        self.edges: dict = {}  #: source -> the DendriticEdge to this layer's dendrite (set by the agent)
 
     @property
     def layer(self) -> Layer:
@@ -92,9 +127,36 @@ class Rule(nn.Module):
         """Called once before the first event with the modality's gaze space, this rule's columns of
         ``Glimpse.draws`` and the eyes per logical shard (for rules that pair glimpses by gaze geometry)."""
 
-    def update(self, f: Factors) -> torch.Tensor | None:
-        """Write this event's changes into ``.grad``; optionally return the local loss (a 0-d tensor)."""
+    def weights(self) -> dict[str, torch.Tensor]:
+        """What a step may change, by name: the layer's parameters (``layer.op.weight``, ``layer.op.bias``,
+        ``layer.bn_weight``, ...), the rule's own (``pred``, ``head.0.weight``, ...) and those of the edges to the
+        layer's dendrite (``edge.SOURCE.weight``)."""
+        return {**{f"layer.{n}": p for n, p in self.layer.named_parameters()}, **dict(self.named_parameters()),
+                **{f"edge.{source}.weight": e.weight for source, e in self.edges.items()}}
+
+    def state(self) -> dict[str, Any]:
+        """The named state, :attr:`state_names`, as it is now."""
+        return {name: getattr(self, name) for name in self.state_names}
+
+    def step(self, weights: Mapping[str, torch.Tensor], state: Mapping[str, Any], f: Factors) -> Step:
+        """This event's changes, new state and loss from ``weights``, ``state``, the factors ``f`` and
+        ``self.options`` (and the layer's fixed geometry): the rule's math, writing nothing."""
         raise NotImplementedError
+
+    def update(self, f: Factors) -> torch.Tensor | None:
+        """Apply :meth:`step`: each dW into ``.grad`` as ``-dW``, the new state kept; returns the local loss."""
+        weights = self.weights()
+        out = self.step(weights, self.state(), f)
+        with torch.no_grad():
+            for name, delta in out.updates.items():
+                write_delta(weights[name], delta)
+        for name, value in out.state.items():
+            setattr(self, name, value)
+        return out.loss
+
+    def eye_loss(self) -> torch.Tensor | None:
+        """[B]: each eye's part of the last event's local loss (the ``"<area>/loss"`` channel); None: no loss."""
+        return None
 
     def after_step(self) -> None:
         """Called after the optimiser step (e.g. weight normalisation)."""

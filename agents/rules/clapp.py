@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,12 +51,14 @@ from torch import nn
 
 from saccade_sim.errors import ConfigError
 from saccade_sim.events import Glimpse
-from saccade_sim.policies import GazeSpace
+from saccade_sim.gaze import GazeSpace
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
-from .base import Factors, Rule, write_delta
+from .base import BIAS, WEIGHT, Factors, Rule, Step
 from .hebbian import correlation
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 #: per-eye ring buffers (dim 1 = eyes) over the last ``window`` events
@@ -138,24 +140,26 @@ def make_pairs(found: torch.Tensor, jumped: torch.Tensor, cell: torch.Tensor, ne
 
 def hinge_gates(zt: torch.Tensor, mc: torch.Tensor, pairs: PairSet, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """u = zt^T (M_k cc) for every pair, from the targets ``zt`` [S, K, B, C] and ``mc`` = M_k cc [K, B, C]; returns
-    the weighted gates w gamma = w y [y u < margin] [S, K, B] and the weighted hinge sum w max(0, margin - y u)."""
+    the weighted gates w gamma = w y [y u < margin] [S, K, B] and each pair's weighted hinge w max(0, margin - y u)
+    [S, K, B] (dim 2: the context's eye)."""
     u = (zt * mc[None]).sum(-1)
     y = pairs.y
     gamma = y * (y * u < margin).to(u.dtype)
-    loss = (pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)).sum()
-    return pairs.weight * gamma, loss
+    return pairs.weight * gamma, pairs.weight * F.relu(margin - y * u) * (y != 0).to(u.dtype)
 
 
 class ClappFactors(NamedTuple):
     """One event's factors: ``target`` [B, C] the dendritic factor of each current glimpse (sum over its pairs of
     w gamma1 P c), ``context`` [K, B, C] that of each context (w gamma2 R z), ``pred`` dP and ``retro`` dR
-    [K, C, C] (None for CLAPP-s) and the weighted hinge ``loss``."""
+    [K, C, C] (None for CLAPP-s), the weighted hinge ``loss`` and ``hinges``, each hinge's pairs' terms [S, K, B]
+    (their sum is ``loss``)."""
 
     target: torch.Tensor
     context: torch.Tensor
     pred: torch.Tensor
     retro: torch.Tensor | None
     loss: torch.Tensor
+    hinges: tuple[torch.Tensor, ...]
 
 
 def _apply(mat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -174,17 +178,19 @@ def clapp_factors(z: torch.Tensor, c: torch.Tensor, pred: torch.Tensor, retro: t
     [K, C, C], the pairs of the prediction hinge (``main``) and of the retrograde hinge (``mirror``, own_hinge)."""
     zt = z[main.target]  # [S, K, B, C]
     pc = _apply(pred, c)  # the dendritic prediction of each context's target: P_k c
-    g1, loss = hinge_gates(zt, pc, main, margin)
+    g1, h1 = hinge_gates(zt, pc, main, margin)
+    loss = h1.sum()
     d_target = torch.zeros_like(z).index_add_(0, main.target.flatten(), (g1[..., None] * pc[None]).flatten(0, 2))
     gz = (g1[..., None] * zt).sum(0)  # sum over the pair's signs of w gamma1 z: [K, B, C]
     d_pred = _outer(gz, c)
     if retrograde == "own_hinge":
         zm = z[mirror.target]
-        g2, loss2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
+        g2, h2 = hinge_gates(zm, _apply(retro.transpose(1, 2), c), mirror, margin)  # u2 = c^T R z = z^T (R^T c)
         gm = (g2[..., None] * zm).sum(0)
-        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + loss2)
+        return ClappFactors(d_target, _apply(retro, gm), d_pred, _outer(c, gm), loss + h2.sum(), (h1, h2))
     back = pred.transpose(1, 2) if retrograde == "transpose" else retro
-    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss)
+    return ClappFactors(d_target, _apply(back, gz), d_pred, None if retro is None else d_pred.transpose(1, 2), loss,
+                        (h1,))
 
 
 def dendritic_update(layer: Layer, x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -234,6 +240,8 @@ class Clapp(Rule):
     retrograde weights with their own hinge, partner-eye negatives at the same grid point, 50/50 updates."""
 
     Options = ClappOptions
+    #: the named state: the ring buffers of the last ``depth`` events (per eye) and the ring's newest slot and fill
+    state_names = HISTORY + ("head", "count")
     eye_buffers = HISTORY
     default_optimizer = "adam"  #: as the reference (Adam, lr 2e-4 per layer)
     default_lr = 2e-4  #: the reference's
@@ -259,6 +267,8 @@ class Clapp(Rule):
         self.draw_columns = slice(0, 0)
         self.shard_size = 0
         self.last_prediction: torch.Tensor | None = None
+        self.last_hinges: tuple[torch.Tensor, ...] = ()  #: the last event's pair terms (:meth:`eye_loss`)
+        self.last_batch = 0
 
     def bind(self, space: GazeSpace, draws: slice, shard_size: int) -> None:
         """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
@@ -317,6 +327,13 @@ class Clapp(Rule):
         """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
         return self.last_prediction
 
+    def eye_loss(self) -> torch.Tensor:
+        """[B]: each eye's part of the last event's loss, the hinge terms of the pairs whose context it holds,
+        sum_{s,k} w max(0, margin - y u) / shards (summed over the eyes: the loss); zeros before any pair."""
+        if not self.last_hinges:
+            return torch.zeros(self.last_batch, device=self.pred.device)
+        return sum(h.sum((0, 1)) for h in self.last_hinges) / (self.last_batch // self.shard_size)
+
     def _draws(self, g: Glimpse) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """Per hinge: partners [K, B] (eyes of the same shard) and the 50/50 picks [B] from the Eye's draws."""
         o, k = self.options, len(self.options.offsets)
@@ -336,68 +353,81 @@ class Clapp(Rule):
             picks.append(pick)
         return partners, picks
 
-    def update(self, f: Factors) -> torch.Tensor:
+    def step(self, weights, state, f: Factors) -> Step:
+        """This event's dW, db, dP, dR from the current glimpses' z and the contexts remembered in ``state``
+        (module docstring), the history with this event written over its oldest slot, and the hinge loss
+        (the mean over the batch's logical shards). The ring buffers are written in place (and returned)."""
         o, g = self.options, f.glimpse
         x = f.pre
+        self.last_batch = x.shape[0]
+        self.last_hinges = ()
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
+        pred, retro = weights["pred"], weights.get("retro")
         with torch.no_grad():
-            if self.count:
-                ages = self._slots(range(self.count))
+            if state["count"]:
+                ages = self._slots(state["head"], range(state["count"]))
                 off_grid = self.before.shape[1] - 1
-                slot, found, jumped = context_slots(self.past_cell, self.past_m, ages, cell.masked_fill(cell < 0, off_grid),
-                                                    f.modulator, self.before)
+                slot, found, jumped = context_slots(state["past_cell"], state["past_m"], ages,
+                                                    cell.masked_fill(cell < 0, off_grid), f.modulator, self.before)
                 eyes = torch.arange(x.shape[0], device=x.device)
-                c = self.past_z[slot, eyes]  # [K, B, C]
+                c = state["past_z"][slot, eyes]  # [K, B, C]
                 sets = [make_pairs(found, jumped, cell, o.negatives, o.sampling, partner, pick, self.pair_scale,
                                    self.shard_size)
                         for partner, pick in zip(*self._draws(g))]
-                factors = clapp_factors(z, c, self.pred, self.retro, sets[0], sets[-1], o.retrograde, o.margin)
-                self.last_prediction = _apply(self.pred, c * (found & ~jumped)[..., None]).sum(0)
-            self._write(x, e, factors, slot)
-            self._remember(x, f.a, z, f.modulator, cell, torch.zeros_like(z))
-        return torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
+                factors = clapp_factors(z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
+                self.last_hinges = factors.hinges
+                self.last_prediction = _apply(pred, c * (found & ~jumped)[..., None]).sum(0)
+            updates = self._changes(weights, state, x, e, factors, slot)
+            new_state = self._remember(state, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+        loss = torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
+        return Step(updates, new_state, loss)
 
-    def _write(self, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None, slot: torch.Tensor | None) -> None:
-        """Write -dW, -db, -dP, -dR of this event into ``.grad``: the target terms and (immediate) the contexts'
-        terms, or (deferred) the contexts' factors join their glimpses' sums and the glimpse leaving the window
-        (the slot the current event will take, once the history is full) is applied with its sum."""
+    def _changes(self, weights, state, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None,
+                 slot: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """dW, db, dP, dR of this event: the target terms and (immediate) the contexts' terms, or (deferred) the
+        contexts' factors join their glimpses' sums and the glimpse leaving the window (the slot the current
+        event will take, once the history is full) is applied with its sum."""
         eyes = torch.arange(x.shape[0], device=x.device)
         xs, es, ds = [x], [e], [torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device) if f is None else f.target]
         if self.deferred:
             if f is not None:
-                self.past_d.index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
-            if self.count == self.depth:
-                leaving = (self.head + 1) % self.depth
-                xs, es, ds = xs + [self.past_x[leaving]], es + [representation(self.layer, self.past_a[leaving])[1]], ds + [self.past_d[leaving]]
+                state["past_d"].index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
+            if state["count"] == self.depth:
+                leaving = (state["head"] + 1) % self.depth
+                xs, es = xs + [state["past_x"][leaving]], es + [representation(self.layer, state["past_a"][leaving])[1]]
+                ds = ds + [state["past_d"][leaving]]
         elif f is not None:
-            xs.append(self.past_x[slot, eyes].flatten(0, 1))
-            es.append(representation(self.layer, self.past_a[slot, eyes].flatten(0, 1))[1])
+            xs.append(state["past_x"][slot, eyes].flatten(0, 1))
+            es.append(representation(self.layer, state["past_a"][slot, eyes].flatten(0, 1))[1])
             ds.append(f.context.flatten(0, 1))
         shards = x.shape[0] // self.shard_size  # the mean over this batch's logical shards
         d_w, d_b = dendritic_update(self.layer, torch.cat(xs), torch.cat(es), torch.cat(ds) / shards)
-        write_delta(self.layer.weight, self.layer.masked(d_w))
+        pred, retro = weights["pred"], weights.get("retro")
+        updates = {WEIGHT: self.layer.masked(d_w), "pred": torch.zeros_like(pred) if f is None else f.pred / shards}
         if d_b is not None:
-            write_delta(self.layer.op.bias, d_b)
-        write_delta(self.pred, torch.zeros_like(self.pred) if f is None else f.pred / shards)
-        if self.retro is not None:
-            write_delta(self.retro, torch.zeros_like(self.retro) if f is None else f.retro / shards)
+            updates[BIAS] = d_b
+        if retro is not None:
+            updates["retro"] = torch.zeros_like(retro) if f is None else f.retro / shards
+        return updates
 
-    def _slots(self, ages) -> torch.Tensor:
-        """Ring-buffer slots of the events T-1-i, i in ``ages``."""
-        return torch.tensor([(self.head - i) % self.depth for i in ages], device=self.pred.device)
+    def _slots(self, head: int, ages) -> torch.Tensor:
+        """Ring-buffer slots of the events T-1-i, i in ``ages``, ``head`` the newest slot."""
+        return torch.tensor([(head - i) % self.depth for i in ages], device=self.pred.device)
 
-    def _remember(self, *now: torch.Tensor) -> None:
-        """Write this event (x, a, z, modulator, cell, an empty context-factor sum) over the oldest slot."""
-        self.head = (self.head + 1) % self.depth
-        self.count = min(self.count + 1, self.depth)
+    def _remember(self, state, *now: torch.Tensor) -> dict[str, Any]:
+        """The history with this event (x, a, z, modulator, cell, an empty context-factor sum) written over its
+        oldest slot (in place; the first event allocates the rings)."""
+        head = (state["head"] + 1) % self.depth
+        new = {"head": head, "count": min(state["count"] + 1, self.depth)}
         for name, t in zip(HISTORY, now):
-            past = getattr(self, name)
+            past = state[name]
             if past.numel() == 0:  # the first event gives the shapes
                 past = self._ring(t.shape, t.dtype)
-                setattr(self, name, past)
-            past[self.head].copy_(t.detach())
+            past[head].copy_(t.detach())
+            new[name] = past
+        return new
 
 
 @dataclass

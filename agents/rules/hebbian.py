@@ -21,7 +21,7 @@ L = -1/2 sum s^2 (/ n); then -dL/dW equals the closed form exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,11 @@ import torch.nn.functional as F
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
-from .base import Factors, Rule, write_delta, write_loss_grad
+from .base import WEIGHT, Factors, Rule, Step, loss_changes
 from .competition import soft_wta, update_thresholds, winners
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 KINDS = ("hebb", "instar", "oja", "softhebb")
 
@@ -147,11 +149,32 @@ class HebbianOptions:
             raise ConfigError(f"{path}.temperature: must be > 0, got {self.temperature}")
 
 
+def competition(a: torch.Tensor, y: torch.Tensor, theta: torch.Tensor,
+                o: HebbianOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The post-synaptic factor after competition (what plasticity uses) and the new thresholds. kwta picks
+    winners of ``a - theta`` with the layer's thresholds theta (their factor: ``kwta_post``), which homeostasis
+    then adapts from the units that fired (``homeostasis``); soft: :func:`soft_wta`; none: y."""
+    if o.competition == "kwta":
+        won = winners(a, o.k, theta)
+        if o.kwta_post != "output" or o.homeostasis == "supra":
+            drive = a - theta.view(1, -1, *([1] * (a.dim() - 2)))  # before the thresholds move
+            fired = won & (drive > 0)
+        if o.threshold_rate:
+            theta = update_thresholds(theta, fired if o.homeostasis == "supra" else won, o.k, o.threshold_rate)
+        if o.kwta_post == "binary":
+            return fired.to(a.dtype), theta
+        return torch.where(won, drive if o.kwta_post == "potential" else y, torch.zeros_like(y)), theta
+    if o.competition == "soft":
+        return soft_wta(a, o.temperature, o.anti_hebbian), theta
+    return y, theta
+
+
 class HebbianRule(Rule):
     """Shared mechanism of hebb / instar / oja; ``kind`` picks the decay term."""
 
     Options = HebbianOptions
     kind: ClassVar[str] = "hebb"
+    state_names = ("threshold",)  #: the layer's adaptive thresholds theta (competition = "kwta")
 
     def __init__(self, layer: Layer, options: HebbianOptions, index: int, n_layers: int) -> None:
         super().__init__(layer, options, index, n_layers)
@@ -162,40 +185,34 @@ class HebbianRule(Rule):
     def needs_graph(self) -> bool:  # type: ignore[override]
         return self.options.form == "loss"
 
-    def plastic_post(self, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The post-synaptic factor after competition (what plasticity uses). kwta picks winners of
-        ``a - theta`` with the layer's thresholds theta (their factor: ``kwta_post``), which homeostasis then
-        adapts from the units that fired (``homeostasis``)."""
-        o = self.options
-        if o.competition == "kwta":
-            theta = self.layer.threshold
-            won = winners(a, o.k, theta)
-            if o.kwta_post != "output" or o.homeostasis == "supra":
-                drive = a - theta.view(1, -1, *([1] * (a.dim() - 2)))  # before the thresholds move
-                fired = won & (drive > 0)
-            if o.threshold_rate:
-                theta.copy_(update_thresholds(theta, fired if o.homeostasis == "supra" else won, o.k, o.threshold_rate))
-            if o.kwta_post == "binary":
-                return fired.to(a.dtype)
-            return torch.where(won, drive if o.kwta_post == "potential" else y, torch.zeros_like(y))
-        if o.competition == "soft":
-            return soft_wta(a, o.temperature, o.anti_hebbian)
-        return y
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.layer.threshold
 
-    def update(self, f: Factors) -> torch.Tensor | None:
-        o, w = self.options, self.layer.weight
+    @threshold.setter
+    def threshold(self, value: torch.Tensor) -> None:
+        if value is not self.layer.threshold:
+            self.layer.threshold.copy_(value)
+
+    def plastic_post(self, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:func:`competition` with the layer's thresholds, which it adapts in place."""
+        post, self.threshold = competition(a, y, self.layer.threshold, self.options)
+        return post
+
+    def step(self, weights, state, f: Factors) -> Step:
+        """dW = rescale(hebbian_delta(kind, x, competition(a, y))) (closed) or rescale(-dL/dW) (loss); the
+        thresholds adapted by homeostasis (kwta)."""
+        o, w = self.options, weights[WEIGHT]
         a = f.a.detach()
-        y = self.plastic_post(a, f.post.detach())
+        y, theta = competition(a, f.post.detach(), state["threshold"], o)
         if o.form == "loss":
             loss = hebbian_loss(self.kind, self.layer, f.pre, y, o.reduction)
-            write_loss_grad(loss, [w])
+            delta = loss_changes(loss, {WEIGHT: w})[WEIGHT]
             with torch.no_grad():
-                rescale(w.grad, w, o.scale, o.lr_power)
-            return loss.detach()
+                return Step({WEIGHT: rescale(delta, w, o.scale, o.lr_power)}, {"threshold": theta}, loss.detach())
         with torch.no_grad():
             delta = hebbian_delta(self.kind, self.layer, f.pre, y, a, o.reduction)
-            write_delta(w, rescale(delta, w, o.scale, o.lr_power))
-        return None
+            return Step({WEIGHT: rescale(delta, w, o.scale, o.lr_power)}, {"threshold": theta}, None)
 
     @torch.no_grad()
     def after_step(self) -> None:

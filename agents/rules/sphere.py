@@ -14,6 +14,8 @@ HebbLayer puts the max pool inside the block, so its head sees the pooled map), 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import torch
@@ -23,8 +25,10 @@ from torch import nn
 from saccade_sim.errors import ConfigError
 from saccade_sim.registry import RULES
 
-from ..layers import Layer
-from .base import Factors, Rule, write_loss_grad
+from .base import Factors, Rule, Step, loss_changes
+
+if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
+    from ..layers import Layer
 
 
 def cosine_matrix(z: torch.Tensor) -> torch.Tensor:
@@ -74,8 +78,8 @@ class Sphere(Rule):
         super().__init__(layer, options, index, n_layers)
         self.head = projection_head(layer, options.out_dim).to(layer.weight.dtype)
 
-    def update(self, f: Factors) -> torch.Tensor:
+    def step(self, weights, state, f: Factors) -> Step:
+        """dW = -dL/dW of :func:`sphere_loss` for the layer's and the head's parameters."""
         y = self.layer.pool(f.post) if self.options.pooled_head else f.post
         loss = sphere_loss(f.pre.detach(), self.head(y), self.options.lam)
-        write_loss_grad(loss, list(self.layer.parameters()) + list(self.head.parameters()))
-        return loss.detach()
+        return Step(loss_changes(loss, weights), {}, loss.detach())

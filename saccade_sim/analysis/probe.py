@@ -15,15 +15,13 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Layer
-
-from ..modalities.base import Modality
+from ..parts import GlimpseSource, Transmitter
 
 LAMBDAS = torch.logspace(-3, 3, 13, dtype=torch.float64)  #: penalties, relative to the mean Gram eigenvalue
 
 
 @torch.no_grad()
-def grid_features(layers: Sequence[Layer], modality: Modality, store: torch.Tensor, idx: torch.Tensor,
+def grid_features(layers: Sequence[Transmitter], modality: GlimpseSource, store: torch.Tensor, idx: torch.Tensor,
                   pool: int = 2, aggregate: str = "concat", batch: int = 64,
                   dtype: torch.dtype = torch.float64, with_input: bool = True,
                   tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:

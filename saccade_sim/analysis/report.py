@@ -183,7 +183,7 @@ def analyze(run_dir: str | Path, stimuli: int = 200, max_units: int = 64, progre
 
 def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, stimuli: int, max_units: int,
              tick: Callable[[], Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    idx = exp._probe_indices(len(exp.test_labels), stimuli, "analysis")
+    idx = exp.probe_indices(len(exp.test_labels), stimuli, "analysis")
     labels = exp.test_labels.cpu()[idx].numpy()
     glimpses, trained, probe_view = _responses(exp, exp.layers, idx)
     tick()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..policies import GazeSpace
+from ..gaze import GazeSpace
 from ..registry import MODALITIES
 from .base import Modality, RawStimuli, gather_patches, grid_positions
 

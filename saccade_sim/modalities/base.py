@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..policies import GazeSpace
+from ..gaze import GazeSpace
 
 
 class Deferred:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..policies import GazeSpace
+from ..gaze import GazeSpace
 from ..registry import MODALITIES
 from ..retina import check_retina, foveate, retina_channels
 from .base import Modality, RawStimuli, gather_patches, grid_positions

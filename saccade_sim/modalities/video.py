@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..policies import GazeSpace
+from ..gaze import GazeSpace
 from ..registry import MODALITIES
 from ..retina import check_retina, foveate_frames, retina_channels
 from .base import Modality, RawStimuli, gather_patches, grid_positions
@@ -174,7 +174,7 @@ def clip_segments(clips: list[np.ndarray], names: list[str], cfg, clip_frames: i
     label = which video. Train segments start in the first ``1 - test_fraction`` of each video's time and
     end before the test part begins; test segments lie in the last part, so no test frame is seen in
     training. ``data.crops_per_photo`` segments per video (train + test)."""
-    from ..datasets import Split
+    from ..splits import Split
 
     if len({c.shape[-1] for c in clips}) > 1:
         raise DataError("videos mix grey and colour frames; set glimpse.color")

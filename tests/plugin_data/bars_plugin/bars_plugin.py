@@ -8,7 +8,7 @@ import torch
 
 from saccade_sim.datasets import Split
 from saccade_sim.modalities import Modality, RawStimuli
-from saccade_sim.policies import GazeSpace
+from saccade_sim.gaze import GazeSpace
 
 
 @dataclass
