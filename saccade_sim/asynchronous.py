@@ -87,13 +87,13 @@ class AsynchronousEye(Eye):
         if self.pending.any():
             self._advance(self.pending.nonzero()[:, 0])
         w = self.motor.bin_ms
-        return (math.floor(float(self.end.min()) / w) + 1) * w
+        self._bin_end = (math.floor(float(self.end.min()) / w) + 1) * w
+        return self._bin_end
 
     def next_glimpse(self, time: float) -> Glimpse:
-        """The glimpses of the eyes whose fixations end before ``time`` (the bin's end), [n, ...]."""
-        if self.pending.any():
-            self._advance(self.pending.nonzero()[:, 0])
-        eyes = (self.end < time).nonzero()[:, 0]
+        """The glimpses [n, ...] of the eyes whose fixations end in the bin :meth:`next_time` gave (``time``: the
+        event's clock reading, that bin's end up to rounding)."""
+        eyes = (self.end < self.next_time()).nonzero()[:, 0]
         dev = self.device
         idx, gaze = self.stimulus[eyes].to(dev), self.gaze[eyes].to(dev)
         self._last_stimulus = idx
