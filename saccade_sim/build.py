@@ -17,7 +17,9 @@ from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibra
 from . import datasets, distributed, plugins  # noqa: F401  (plugins: registers the built-ins)
 from .config import Config, resolve
 from .errors import ConfigError, DataError
+from .asynchronous import AsynchronousEye
 from .eye import Eye
+from .oculomotor import check_asynchronous
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
 from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
@@ -95,8 +97,10 @@ class Building:
         layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
         columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        self.eye = Eye(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
-                       self.world.shards(cfg.eye.shards), draws=columns[-1])
+        check_asynchronous(cfg.eye.motor, rule_cls, cfg.record.monitors)
+        eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
+        self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
+                           self.world.shards(cfg.eye.shards), draws=columns[-1])
         names = [f"layer{i + 1}" for i in range(len(self.layers))]
         self.edges = network_edges(names, [layer.spec.delay_ms for layer in self.layers], cfg.network.edges)
         self.agents = []

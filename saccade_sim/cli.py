@@ -107,6 +107,16 @@ def _analyze(args: argparse.Namespace) -> int:
         stats = (f"mean Gabor R2 {layer['gabor_r2'][0]} (random weights {layer['gabor_r2'][1]}), mean OSI "
                  f"{layer['osi'][0]} (random {layer['osi'][1]})") if "orientation" not in layer else layer["orientation"]
         print(f"{name} {layer['field_kind']} {layer['field_shape']}: {stats}")
+    moves = summary.get("eye_movements")
+    if moves:
+        print(f"eye movements ({moves['fixations']} fixations, {moves['timing']}): fixation mean "
+              f"{moves['fixation_ms_mean']:.1f} ms (configured {moves['configured_fixation_ms_mean']:g})"
+              + (f", KS p {moves['fixation_ks_p']:.3f}" if "fixation_ks_p" in moves else "")
+              + (f", main sequence {moves['main_sequence_intercept_ms']:.2f} ms + "
+                 f"{moves['main_sequence_slope_ms_per_deg']:.3f} ms/deg (configured {moves['configured_intercept_ms']:g}"
+                 f" + {moves['configured_slope_ms_per_deg']:g})" if "main_sequence_slope_ms_per_deg" in moves else "")
+              + f", saccade amplitude mean {moves['saccade_amplitude_deg_mean']:.2f} deg, coverage "
+              f"{moves['coverage']:.3f}, revisit rate {moves['revisit_rate']:.3f}")
     print(f"plots and report.md written into {args.run_dir}")
     return 0
 

@@ -118,6 +118,7 @@ class ProbeConfig:
 @dataclass
 class RecordConfig:
     monitors: list[MonitorSpec] = field(default_factory=list)  #: nothing is recorded unless listed
+    scanpath: int = 0  #: keep the newest this many fixations of every eye in RUN_DIR/scanpath.npz (0 = off)
 
 
 @dataclass
@@ -345,6 +346,7 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"eye.shards: must divide eye.batch ({cfg.eye.batch}), got {cfg.eye.shards}")
     if not 0.0 <= cfg.eye.jump_prob <= 1.0:
         raise ConfigError(f"eye.jump_prob: must be in [0, 1], got {cfg.eye.jump_prob!r}")
+    check_positive(cfg.record.scanpath, "record.scanpath", allow_zero=True)
     check_positive(cfg.run.events, "run.events")
     check_positive(cfg.run.check_every, "run.check_every")
     check_positive(cfg.run.checkpoint_every, "run.checkpoint_every", allow_zero=True)

@@ -91,11 +91,12 @@ class Evaluation:
 
     def _results(self, probe: dict[str, Any], probe_wall_s: float) -> dict[str, Any]:
         cfg, events = self.config, self.eye.event  # glimpses: over all ranks (eye.batch is the global batch)
+        glimpses = getattr(self.eye, "emitted", events * cfg.eye.batch)  # asynchronous eyes: as many as fixated
         return {
             "rule": cfg.rule.name, "modality": cfg.data.modality, "dataset": cfg.data.source,
-            "seed": cfg.seed, "device": str(self.device), "events": events, "glimpses": events * cfg.eye.batch,
+            "seed": cfg.seed, "device": str(self.device), "events": events, "glimpses": glimpses,
             "sim_time_ms": float(self.simulation.env.now), "wall_s": self.wall_s,
-            "glimpses_per_s": events * cfg.eye.batch / max(self.wall_s, 1e-9), "probe_wall_s": probe_wall_s,
+            "glimpses_per_s": glimpses / max(self.wall_s, 1e-9), "probe_wall_s": probe_wall_s,
             "decoding_wall_s": self.decoding_wall_s,
             "probe": probe, "classes": self.split.classes,
             "layers": {a.name: list(a.layer.post_shape) for a in self.agents},

@@ -28,6 +28,7 @@ class Glimpse:
     label: torch.Tensor
     modulator: torch.Tensor
     draws: torch.Tensor | None = None
+    eyes: torch.Tensor | None = None  #: [B] which eyes of the batch fixated (asynchronous eyes); None: all, in order
 
     def with_data(self, data: torch.Tensor) -> "Glimpse":
         return replace(self, data=data)

@@ -21,6 +21,7 @@ from .config import Config
 from .evaluation import Evaluation
 from .hostsync import deliberate
 from .monitors import build_monitors
+from .oculomotor import ScanpathTrace
 from .persistence import Persistence
 from .progress import bar as progress_bar
 from .simulation import Simulation
@@ -45,6 +46,9 @@ class Experiment(Building, Evaluation, Persistence):
         self.monitors = build_monitors(cfg.record.monitors, self.agents, self.attach, self.device)
         for monitor in self.monitors:
             self.register_state(f"monitor:{monitor.name}", monitor)
+        if cfg.record.scanpath:  # the fixations the Eye emits (host-side: what it drew on the CPU)
+            self.eye.trace = ScanpathTrace(cfg.record.scanpath, self.modality.space.grid.shape[1])
+            self.register_state("scanpath", self.eye.trace)
         if cfg.probe.every_ms:
             self.every(max(1, round(cfg.probe.every_ms / cfg.eye.fixation_ms)), self._probe_during_run)
         self.history: list[dict[str, Any]] = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -130,6 +131,10 @@ class Eye:
         if getattr(policy, "subscribes", ()):  # a closed loop: each gaze is drawn after the last event is observed
             block_events = 1
         self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // self.batch))
+        if hasattr(policy, "bind"):
+            policy.bind(modality.space, self.batch)
+        self.last_view: torch.Tensor | None = None  #: the presentation views [B, V] of the last event (None: no views)
+        self.trace = None  #: a :class:`~saccade_sim.oculomotor.ScanpathTrace` logging every fixation (record.scanpath)
         self._block: Block | None = None
         self._block_start: tuple[list[dict], State] | None = None  # streams and eye state before the block
 
@@ -175,6 +180,7 @@ class Eye:
             rows.append(row)
             draws.append(state.draws)
         packed, packed_draws = torch.stack(rows), torch.stack(draws) if self.draws.shape[1] else None
+        self._block_rows = packed  # the CPU copy, for the scan-path trace
         with deliberate("eye: one asynchronous copy per block of draws"):
             if self.device.type == "cuda":
                 packed = packed.pin_memory()
@@ -193,15 +199,27 @@ class Eye:
             block = self._block = self._next_block()
         i = self.event - block.start
         idx, gaze = block.stimulus[i], block.gaze[i]
+        self._last_stimulus = idx
+        self.last_view = None if block.view is None else block.view[i]
         if block.view is None:
             data = self.modality.cut(self.store, idx, gaze)
         else:
-            data = self.modality.cut(self.store, idx, gaze, block.view[i])
+            data = self.modality.cut(self.store, idx, gaze, self.last_view)
         glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=block.label[i],
                           modulator=block.modulator[i], draws=None if block.draws is None else block.draws[i])
+        if self.trace is not None:
+            row, d = self._block_rows[i].numpy(), gaze.shape[1]
+            fixation = time - self.time if self.event else time
+            self.trace.log(np.arange(self.batch), row[:, 0], row[:, 1:1 + d], np.full(self.batch, time),
+                           np.full(self.batch, fixation))
         self.event += 1
         self.time = time
         return glimpse
+
+    def seen_stimuli(self) -> torch.Tensor:
+        """The stimuli of the last event [B, ...] as its eyes see them (through their presentations' views)."""
+        stimuli = self.store[self._last_stimulus]
+        return stimuli if self.last_view is None else self.modality.frame(stimuli, self.last_view)
 
     def _current(self) -> tuple[list[dict], State]:
         """The streams' states and the eye state as of the last event emitted: the block's draws replayed from its
@@ -223,9 +241,12 @@ class Eye:
         between ranks)."""
         streams, state = self._current()
         parts = zip(self.shard_ids, streams, *(t.split(self.per_shard) for t in state))
-        return {"event": self.event, "time": self.time,
-                "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream}
-                           for s, stream, st, v, d in parts}}
+        state = {"event": self.event, "time": self.time,
+                 "shards": {s: {"stimulus": st.clone(), "view": v.clone(), "draws": d.clone(), **stream}
+                            for s, stream, st, v, d in parts}}
+        if hasattr(self.policy, "state_dict"):  # a closed-loop policy's maps (this process's eyes)
+            state["policy"] = self.policy.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore this Eye's shards from a state holding (at least) every shard it runs."""
@@ -240,4 +261,6 @@ class Eye:
         for name in ("stimulus", "view", "draws"):
             setattr(self, name, torch.cat([state["shards"][s][name] for s in self.shard_ids]).clone())
         self._block = self._block_start = None  # the next event draws a new block from here
+        if "policy" in state:
+            self.policy.load_state_dict(state["policy"])
 

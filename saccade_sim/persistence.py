@@ -118,6 +118,8 @@ class Persistence:
                         {k.replace("/", "."): np.array([h.get(k, np.nan) for h in self.history]) for k in keys})
             learning_curve(self.history, out / "learning_curve.png")
             save_recordings(self.monitors, out)
+            if self.eye.trace is not None:
+                io.save_npz(out / runfolder.SCANPATH, self.eye.trace.arrays())
             if self.decoding:
                 io.write_json(out / runfolder.DECODING, self.decoding)
             if hasattr(self, "results"):

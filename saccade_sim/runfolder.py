@@ -25,12 +25,13 @@ from .io import TEMPORARY
 
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
 DECODING = "decoding.json"  #: the in-run probes (``probe.every_ms``), one entry per probe
+SCANPATH = "scanpath.npz"  #: the eyes' fixations (``record.scanpath``), one row per fixation
 LOCK = ".lock"
 #: stems of the plots ``saccade-sim analyze`` writes, each as STEM.png and its data STEM.npz
 ANALYSIS_PLOTS = ("receptive_fields_*", "decoding_curve", "similarity", "population", "weights_over_time",
-                  "scan_path")
+                  "scan_path", "eye_movements")
 #: every file a run (``saccade-sim run``, ``Experiment.save``) and ``saccade-sim analyze`` write, results first
-OUTPUTS = (RESULTS, CHECKPOINT, CONFIG, "history.npz", "learning_curve.png", DECODING, "record_*.npz",
+OUTPUTS = (RESULTS, CHECKPOINT, CONFIG, "history.npz", "learning_curve.png", DECODING, SCANPATH, "record_*.npz",
            "analysis.json", "report.md", *(f"{stem}.{ext}" for stem in ANALYSIS_PLOTS for ext in ("png", "npz")),
            TEMPORARY)
 

@@ -4,9 +4,10 @@ feedforward input channel, optionally waits its conduction delay, runs the agent
 publishes the result on its own channel; each dendritic edge's process waits on its source's channel and, after
 its delay, hands the output to its target's dendrite. Monitors are
 processes subscribed to any channel. A saccade policy that ``subscribes`` to channels
-(:mod:`saccade_sim.channels`) is given their latest tensors after each event, before the eye samples the next
-gaze (the layers' outputs as far as they have been published by then: all of them unless the delays add up to
-more than a fixation).
+(:mod:`saccade_sim.channels`) is given their latest tensors after each event, once the last layer has processed
+it, before the eye samples the next gaze (so a closed-loop eye's next fixation comes no earlier than the network's
+answer, and the observation is part of the event: a checkpoint between events keeps it). Asynchronous eyes
+(:mod:`saccade_sim.asynchronous`) set each event's time to the end of the next time bin in which a fixation ends.
 
 SimPy processes are generators and cannot be saved: a checkpoint is taken between :meth:`Simulation.run`
 calls, when no event is in flight, and a restored run builds a new Simulation at the saved clock."""
@@ -41,6 +42,7 @@ class Simulation:
             channels.check(self.subscribes, [a.name for a in self.agents], f"eye.policy {type(eye.policy).__name__}")
         self.in_flight = 0  #: dendritic deliveries under way
         self.latest: dict[str, Glimpse] = {}  #: channel name -> its last event (kept only for a subscribing policy)
+        self.asynchronous = hasattr(eye, "next_time")  #: eyes on their own clocks (saccade_sim.asynchronous)
         for i, agent in enumerate(self.agents):
             self.env.process(self._agent_process(agent, self.channels[i], self.channels[i + 1], self.delays[i]))
         by_name = {c.name: c for c in self.channels}
@@ -83,28 +85,32 @@ class Simulation:
 
     def _eye_process(self, events: int, tick: Callable[[], None], stop: Callable[[], bool]) -> Generator:
         """Fixation k+1 comes ``fixation_ms`` after fixation k (the eye's own clock, so a run split into
-        several :meth:`run` calls emits at the same times as one call)."""
+        several :meth:`run` calls emits at the same times as one call). A closed-loop policy observes its
+        channels once the last layer has processed fixation k, before fixation k+1 is drawn."""
         for _ in range(events):
             if stop():
                 return
-            due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
+            if self.asynchronous:  # the end of the next time bin in which some eye's fixation ends
+                due = self.eye.next_time()
+            else:
+                due = self.eye.time + self.fixation_ms if self.eye.event else self.env.now + self.fixation_ms
             yield self.env.timeout(max(due - self.env.now, 0.0))
-            if self.subscribes and "eye" in self.latest:
-                self._observe()
             glimpse = self.eye.next_glimpse(self.env.now)
-            if self.subscribes:
-                self.latest["eye"] = glimpse
             self.channels[0].publish(glimpse)
             tick()
+            if self.subscribes:  # once the last layer has processed it (inside the event: a checkpoint keeps it)
+                self.latest["eye"] = glimpse
+                yield self.channels[-1].wait()
+                self._observe()
 
     def _observe(self) -> None:
         """Give the policy the latest tensors of its channels (an area that has published nothing yet is left out)."""
         eye, agents = self.latest["eye"], {a.name: a for a in self.agents}
-        seen = {}
+        seen = {} if eye.eyes is None else {"eyes": eye.eyes}  # asynchronous eyes: which eyes of the batch
         for name in self.subscribes:
             area, _, quantity = name.partition("/")
-            if not quantity:
-                seen[name] = self.eye.store[eye.stimulus] if name == "stimulus" else getattr(eye, name)
+            if not quantity:  # the stimuli as the eyes see them (through their presentations' views)
+                seen[name] = self.eye.seen_stimuli() if name == "stimulus" else getattr(eye, name)
             elif area in self.latest:
                 value = self.latest[area].data if quantity == "activity" else agents[area].eye_loss()
                 if value is not None:

@@ -49,6 +49,37 @@ class DataConfig:
 
 
 @dataclass
+class MotorConfig:
+    """``[eye.motor]``: how eyes move in time."""
+
+    timing: str = "lockstep"  #: "lockstep" (every eye fixates eye.fixation_ms, in step) or "gamma" (saccade_sim.oculomotor)
+    fixation_shape: float = 4.0  #: shape k of the gamma fixation durations (mean eye.fixation_ms)
+    saccade_intercept_ms: float = 21.0  #: main sequence: duration of a saccade of 0 degrees
+    saccade_slope_ms: float = 2.2  #: main sequence: ms per degree of amplitude
+    pixels_per_degree: float = 4.0  #: stimulus pixels per degree of visual angle
+    bin_ms: float = 10.0  #: eyes whose fixations end in one bin of this width form one event (<= intercept)
+    drift_px: float = 0.0  #: fixational drift: sd in pixels after one second of fixation (0 = none)
+    microsaccade_prob: float = 0.0  #: per fixation, probability that the next movement is a microsaccade
+    microsaccade_px: int = 1  #: largest microsaccade step per spatial coordinate, in pixels
+
+    def validate(self, path: str) -> None:
+        if self.timing not in ("lockstep", "gamma"):
+            raise ConfigError(f"{path}.timing: unknown value {self.timing!r}; valid choices: lockstep, gamma")
+        for key in ("fixation_shape", "pixels_per_degree", "bin_ms", "microsaccade_px"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{path}.{key}: must be > 0, got {getattr(self, key)!r}")
+        for key in ("saccade_intercept_ms", "saccade_slope_ms", "drift_px"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{path}.{key}: must be >= 0, got {getattr(self, key)!r}")
+        if not 0.0 <= self.microsaccade_prob <= 1.0:
+            raise ConfigError(f"{path}.microsaccade_prob: must be in [0, 1], got {self.microsaccade_prob!r}")
+        if self.timing == "gamma" and self.bin_ms > self.saccade_intercept_ms:
+            raise ConfigError(f"{path}.bin_ms: must be at most saccade_intercept_ms ({self.saccade_intercept_ms:g}), "
+                              f"the shortest saccade, so that an eye ends at most one fixation per bin; "
+                              f"got {self.bin_ms:g}")
+
+
+@dataclass
 class EyeConfig:
     policy: str = "raster"
     batch: int = 16  #: B eyes moving in lockstep (the tensor batch)
@@ -58,6 +89,7 @@ class EyeConfig:
     #: logical shards of the batch, each with its own seeded stimulus stream (distributed runs); "auto" = one
     #: per rank (1 in a single process), fixed at the start of the run (config.json records the number)
     shards: int | str = "auto"
+    motor: MotorConfig = field(default_factory=MotorConfig)  #: ``[eye.motor]``: fixation and saccade timing
 
     def shard_count(self, ranks: int = 1) -> int:
         """``shards`` as a number: "auto" is one logical shard per rank."""

@@ -23,11 +23,11 @@ UTIL = ("saccade_sim.compat", "saccade_sim.version", "saccade_sim.io", "saccade_
         "saccade_sim.provenance", "saccade_sim.runfolder", "saccade_sim.logs")
 PARTS = {
     "modalities": ("saccade_sim.modalities", "saccade_sim.datasets", "saccade_sim.audio_datasets",
-                   "saccade_sim.splits"),
+                   "saccade_sim.splits", "saccade_sim.retina"),
     "agents": ("agents",),
     "engine": ("saccade_sim.eye", "saccade_sim.simulation", "saccade_sim.monitors", "saccade_sim.policies",
-               "saccade_sim.distributed", "saccade_sim.wiring",
-               "saccade_sim.retina", "saccade_sim.oculomotor"),  # the active-vision issue's (17) modules
+               "saccade_sim.distributed", "saccade_sim.wiring", "saccade_sim.closed_loop", "saccade_sim.oculomotor",
+               "saccade_sim.asynchronous"),
     "analysis": ("saccade_sim.analysis",),
 }
 EXPERIMENT = ("saccade_sim.config", "saccade_sim.plugins", "saccade_sim.build", "saccade_sim.evaluation",

@@ -193,3 +193,12 @@ def test_distributed_scaling_runs_its_launches_and_checks_them(tmp_path):
                   "--ks", "1", "4", "--json", str(tmp_path / "d.json"), threads=False)
     assert out.returncode == 0, out.stderr
     assert [(r["ranks"], r["K"]) for r in json.loads((tmp_path / "d.json").read_text())["rows"]] == [(1, 1), (2, 1), (2, 4)]
+
+
+def test_active_vision_overhead_compares_identical_asynchronous_runs(tmp_path):
+    out = _script("active_vision.py", "--json", str(tmp_path / "a.json"), "overhead", "--data",
+                  str(data_path("mnist5k.npz")), "--batches", "8", "--glimpses", "8", "--min-events", "6",
+                  "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    row = json.loads((tmp_path / "a_overhead.json").read_text())["rows"][0]
+    assert row["max |dW|"] == 0 and row["events"] == 6 and 0 < row["eyes/event"] <= 8

@@ -43,7 +43,7 @@ def test_a_policy_subscribed_to_a_layers_loss_receives_it_per_eye_each_event():
     glimpses = []
     exp.simulation.every(1, glimpses.append, channel=0)
     exp.simulate()
-    assert len(SEEN) == 11  # after each event but the last: before each next gaze
+    assert len(SEEN) == 12  # after each event (once the last layer has processed it), before the next gaze
     for seen, g in zip(SEEN, glimpses):  # observation i follows event i
         ch = seen["channels"]
         assert set(ch) == set(Listener.subscribes)

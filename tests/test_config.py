@@ -22,7 +22,7 @@ def test_defaults_resolve_and_round_trip():
     ({"rule": {"name": "nope"}}, "rule.name: unknown rule 'nope'; valid choices: .*oja"),
     ({"rule": {"name": "oja", "forme": "loss"}}, r"unknown key rule.forme; valid keys in \[rule\] for name 'oja'"),
     ({"rule": {"timing": "other"}}, "rule.timing: unknown value 'other'; valid choices: immediate, deferred"),
-    ({"eye": {"policy": "zigzag"}}, "eye.policy: unknown saccade policy 'zigzag'; valid choices: random, raster"),
+    ({"eye": {"policy": "zigzag"}}, "eye.policy: unknown saccade policy 'zigzag'; valid choices: ior, random, raster, saliency, surprise"),
     ({"eye": {"batch": "8"}}, "eye.batch: expected int, got '8'"),
     ({"eye": {"jump_prob": 2}}, r"eye.jump_prob: must be in \[0, 1\]"),
     ({"data": {"modality": "smell"}}, "data.modality: unknown modality 'smell'"),

@@ -18,6 +18,7 @@ from . import figures
 from .figures import FieldAxes
 from .population import lifetime_sparseness, participation_ratio, population_sparseness
 from .probe import grid_features, probe_table
+from .scanpath import eye_movement_figure, eye_movement_stats, longest_trace_visit
 from .receptive import (GABOR_PARAMS, fit_gabor, orientation_selectivity, orientation_tuning,
                         response_weighted_average, to_gray)
 from .similarity import label_similarity, rsa_table, similarity_matrix
@@ -258,9 +259,24 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
     entries.append((png, "lifetime / population sparseness (Vinje-Gallant) and participation ratio of the "
                          "per-glimpse channel responses, trained vs random weights."))
 
-    if modality in ("image", "audio", "video"):
+    trace = dict(np.load(out / runfolder.SCANPATH)) if (out / runfolder.SCANPATH).exists() else None
+    if trace is not None and len(trace["eye"]):
+        grid, motor = exp.modality.space.grid.numpy(), exp.config.eye.motor
+        moves = eye_movement_stats(trace, grid, motor, exp.config.eye.fixation_ms)
+        summary["eye_movements"] = moves
+        png = eye_movement_figure(out, trace, moves, motor, grid)
+        entries.append((png, f"eye movements of the {moves['fixations']} fixations in {runfolder.SCANPATH} "
+                             "(record.scanpath): fixation durations against the configured distribution, saccade "
+                             "amplitudes, the main sequence and the coverage of the gaze grid during a visit "
+                             f"(coverage {moves['coverage']:.2f}, revisit rate {moves['revisit_rate']:.2f})."))
+    # the scan path: from the trace, or replayed from the seed (open-loop, lockstep eyes only)
+    replayable = not getattr(exp.eye.policy, "subscribes", ()) and exp.config.eye.motor.timing == "lockstep"
+    if modality in ("image", "audio", "video") and (trace is not None or replayable):
         events = min(3 * exp.eye.dwell, exp.config.run.events)
-        stim, gaze, eye, first = longest_visit(exp, events)
+        if trace is not None:
+            stim, gaze, eye, first = longest_trace_visit(trace)
+        else:
+            stim, gaze, eye, first = longest_visit(exp, events)
         box = tuple(exp.modality.glimpse_shape[1:])
         label = int(exp.eye_labels[stim])
         label = exp.split.classes[label] if label >= 0 else "none (unlabelled)"
@@ -269,13 +285,15 @@ def _analyze(exp, out: Path, names: list[str], modality: str, axes: FieldAxes, s
             t0, t1 = int(gaze[:, 0].min()), int(gaze[:, 0].max()) + exp.config.glimpse.frames
             stimulus, gaze = stimulus[:, t0:t1].mean(1), gaze[:, 1:]
             frames = f"drawn over the mean of frames {t0}-{t1 - 1}"
-        title = (f"eye {eye}, events {first}-{first + len(gaze) - 1} of the run: all {len(gaze)} fixations of its "
+        when = f", events {first}-{first + len(gaze) - 1}" if trace is None else ""
+        title = (f"eye {eye}{when}: all {len(gaze)} fixations of its "
                  f"longest visit\n(stimulus {stim} of the eyes' store, class {label}; policy {exp.config.eye.policy}, "
                  f"jump probability {exp.config.eye.jump_prob:g})" + (f"\n({frames})" if frames else ""))
         png = figures.scan_path(out, stimulus, gaze, box, title, axes)
-        entries.append((png, f"the longest stay of one eye on one stimulus in the run's first {events} events "
-                             f"(replayed from the run's seed{'; ' + frames if frames else ''}): every fixation in "
-                             "order, with its glimpse box."))
+        where = (f"in {runfolder.SCANPATH} (the newest {len(trace['eye'])} fixations)" if trace is not None else
+                 f"in the run's first {events} events (replayed from the run's seed)")
+        entries.append((png, f"the longest stay of one eye on one stimulus {where}{'; ' + frames if frames else ''}: "
+                             "every fixation in order, with its glimpse box."))
     tick()
     return summary, entries
 

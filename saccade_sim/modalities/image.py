@@ -11,6 +11,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..gaze import GazeSpace
 from ..registry import MODALITIES
+from ..retina import check_retina, foveate, retina_channels
 from .base import Modality, RawStimuli, gather_patches, grid_positions
 
 
@@ -23,8 +24,12 @@ class ImageOptions:
     random_crop: int = 0  #: each training presentation shows a random crop x crop window (0 = the whole image;
     #: at most the stimuli's shorter side)
     flip: bool = False  #: each training presentation is mirrored left-right with probability 1/2
+    retina: str = "none"  #: foveated glimpses: "none" (the plain patch), "multires" or "logpolar" (saccade_sim.retina)
+    retina_levels: int = 3  #: multires: concentric patches of sides patch * retina_scale^i (logpolar: its field)
+    retina_scale: int = 2  #: side ratio of consecutive multires patches
 
     def validate(self, path: str) -> None:
+        check_retina(self, path)
         if self.patch <= 0:
             raise ConfigError(f"{path}.patch: must be > 0, got {self.patch}")
         for key in ("stride", "random_crop"):
@@ -146,8 +151,8 @@ class ImageModality(Modality):
         if crop < options.random_crop:
             warnings.warn(f"glimpse.random_crop: {options.random_crop} is larger than the stimuli ({h}x{w} pixels); "
                           f"the crops are {crop}x{crop}", stacklevel=2)
-        self.frame = (crop, crop) if crop else (h, w)
-        fh, fw = self.frame
+        self.frame_size = (crop, crop) if crop else (h, w)
+        fh, fw = self.frame_size
         p = options.patch
         if p > fh or p > fw:
             raise ConfigError(f"glimpse.patch: {p} is larger than the stimuli ({fh}x{fw} pixels"
@@ -163,7 +168,7 @@ class ImageModality(Modality):
 
     @property
     def glimpse_shape(self) -> tuple[int, int, int]:
-        return (self.stimulus_shape[0], self.options.patch, self.options.patch)
+        return (self.stimulus_shape[0] * retina_channels(self.options), self.options.patch, self.options.patch)
 
     @property
     def view_size(self) -> int:
@@ -171,22 +176,32 @@ class ImageModality(Modality):
 
     def sample_view(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """[n, 3] long: the crop's top-left (y, x) in the stimulus and the flip (0 / 1)."""
-        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
+        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame_size
         oy = torch.randint(h - fh + 1, (n,), generator=generator)
         ox = torch.randint(w - fw + 1, (n,), generator=generator)
         flip = (torch.rand(n, generator=generator) < 0.5).long() if self.options.flip else torch.zeros(n, dtype=torch.long)
         return torch.stack([oy, ox, flip], 1)
+
+    def frame(self, images: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] as presentations ``view`` [B, 3] show them: the crop [B, C, fh, fw], mirrored where
+        the view flips (the frame that gazes refer to)."""
+        crops = gather_patches(images, torch.arange(len(images), device=images.device), view[:, :2], self.frame_size)
+        return torch.where(view[:, 2].bool().view(-1, 1, 1, 1), crops.flip(-1), crops)
 
     def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
             view: torch.Tensor | None = None) -> torch.Tensor:
         """``store`` [N, C, H, W], ``idx`` [B], ``gaze`` [B, 2] top-left (y, x) in the view's frame -> [B, C, p, p]
         in one gather. The patch at x of a flipped crop is the mirrored patch at ``crop - x - p`` of the crop."""
         p = self.options.patch
+        if self.view_size and view is None:  # evaluation: the centre crop, unflipped
+            (_, h, w), (fh, fw) = self.stimulus_shape, self.frame_size
+            view = torch.tensor([[(h - fh) // 2, (w - fw) // 2, 0]], device=gaze.device).expand(len(gaze), -1)
+        if self.options.retina != "none":  # foveated, at real-valued gazes in the view's frame
+            images = store[idx]
+            return foveate(images if view is None else self.frame(images, view), gaze, self.options)
         if not self.view_size:
             return gather_patches(store, idx, gaze, (p, p))
-        (_, h, w), (fh, fw) = self.stimulus_shape, self.frame
-        if view is None:  # evaluation: the centre crop, unflipped
-            view = torch.tensor([[(h - fh) // 2, (w - fw) // 2, 0]], device=gaze.device).expand(len(gaze), -1)
+        fw = self.frame_size[1]
         flip = view[:, 2].bool()
         x = torch.where(flip, fw - p - gaze[:, 1], gaze[:, 1])
         patches = gather_patches(store, idx, torch.stack([gaze[:, 0] + view[:, 0], x + view[:, 1]], 1), (p, p))

@@ -15,6 +15,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..gaze import GazeSpace
 from ..registry import MODALITIES
+from ..retina import check_retina, foveate_frames, retina_channels
 from .base import Modality, RawStimuli, gather_patches, grid_positions
 from .image import set_color
 
@@ -29,8 +30,12 @@ class VideoOptions:
     fps: float = 0.0  #: decoded files are resampled to this frame rate (0 = keep each file's own)
     size: int = 0  #: decoded frames: shorter side scaled to ``size``, centre-cropped square (0 = keep)
     color: str = "auto"  #: "gray", "rgb" or "auto" (keep what the source has)
+    retina: str = "none"  #: foveated frames: "none" (the plain patch), "multires" or "logpolar" (saccade_sim.retina)
+    retina_levels: int = 3  #: multires: concentric patches of sides patch * retina_scale^i (logpolar: its field)
+    retina_scale: int = 2  #: side ratio of consecutive multires patches
 
     def validate(self, path: str) -> None:
+        check_retina(self, path)
         for name in ("patch", "frames", "clip_frames"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{path}.{name}: must be > 0, got {getattr(self, name)}")
@@ -151,12 +156,15 @@ class VideoModality(Modality):
 
     @property
     def glimpse_shape(self) -> tuple[int, int, int]:
-        return (self.stimulus_shape[0] * self.options.frames, self.options.patch, self.options.patch)
+        channels = self.stimulus_shape[0] * self.options.frames * retina_channels(self.options)
+        return (channels, self.options.patch, self.options.patch)
 
     def cut(self, store: torch.Tensor, idx: torch.Tensor, gaze: torch.Tensor,
             view: torch.Tensor | None = None) -> torch.Tensor:
         """``store`` [N, C, T, H, W], ``gaze`` [B, 3] (t, y, x) -> [B, frames * C, p, p] (time-major channels)."""
         o = self.options
+        if o.retina != "none":
+            return foveate_frames(store[idx], gaze, o)
         box = gather_patches(store, idx, gaze, (o.frames, o.patch, o.patch))  # [B, C, f, p, p]
         return box.transpose(1, 2).flatten(1, 2)
 
