@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .gaze import GazeSpace
+from .hostsync import deliberate
 from .policies import RandomOptions, RandomPolicy, RasterPolicy, SaccadePolicy
 from .registry import POLICIES
 
@@ -86,18 +87,19 @@ class ClosedLoopPolicy(SaccadePolicy):
         """Update the maps of the event's eyes (``channels["eyes"]`` [n] with asynchronous eyes; else all, in
         order) from the latest channels and their gazes [n, D]."""
         space = self.space
-        gaze = gaze.detach().cpu()
+        with deliberate("closed-loop policy: the Eye draws gazes on the CPU, so the event's channels go there"):
+            cpu = {k: v.detach().cpu() for k, v in channels.items()}
+            gaze = gaze.detach().cpu()
         cell = space.cells(gaze)
-        eyes = channels["eyes"].detach().cpu() if "eyes" in channels else torch.arange(len(gaze))
+        eyes = cpu["eyes"] if "eyes" in cpu else torch.arange(len(gaze))
         if self.value is None:
             b = max(self.batch, int(eyes.max()) + 1)
             self.value, self.inhibition = torch.full((b, space.size), math.nan), torch.zeros(b, space.size)
-        fresh = (channels["modulator"].detach().cpu() != 1)[:, None]
+        fresh = (cpu["modulator"] != 1)[:, None]
         old = self.value[eyes].masked_fill(fresh, math.nan)
         inhibition = self.inhibition[eyes].masked_fill(fresh, 0.0) * self.options.ior_decay
         on_grid = cell >= 0
         inhibition[on_grid.nonzero()[:, 0], cell[on_grid]] = 1.0
-        cpu = {k: v.detach().cpu() for k, v in channels.items()}
         self.value[eyes], self.inhibition[eyes] = self.values(cpu, cell, space, old, fresh[:, 0]), inhibition
         self._rows, self._row = eyes, 0
 

@@ -39,6 +39,11 @@ KNOWN = {
              "(Tensor.to(device)) per event: host-to-device copies from pageable memory, a stream sync on CUDA",
 }
 KNOWN["clapp_s"] = KNOWN["clapp"]
+#: closed-loop policies read each event's channels on the CPU, where the Eye draws gazes (one device-to-host copy
+#: per event by design) and find the fixated cells with saccade_sim/gaze.py cells (Tensor.to(device))
+for closed_loop in ("ior", "saliency", "surprise"):
+    KNOWN[closed_loop] = ("saccade_sim/closed_loop.py observe: the channels copied to the CPU per event, and "
+                          "saccade_sim/gaze.py cells (Tensor.to(device))")
 
 
 def variants(name: str) -> list[dict]:
@@ -54,7 +59,9 @@ def cases() -> list:
                                     id=f"rule-{rule}{options or ''}"))
     for policy in POLICIES.names():
         for options in variants(policy):
-            out.append(pytest.param("image", policy, options, "oja", {}, None, id=f"policy-{policy}{options or ''}"))
+            marks = [pytest.mark.xfail(reason=KNOWN[policy], raises=HostSyncError, strict=True)] if policy in KNOWN else []
+            out.append(pytest.param("image", policy, options, "oja", {}, None, marks=marks,
+                                    id=f"policy-{policy}{options or ''}"))
     for modality in MODALITIES.names():
         out.append(pytest.param(modality, "random", {"free": True}, "oja", {}, None, id=f"modality-{modality}"))
     out.append(pytest.param("image", "random", {}, "oja", {}, MONITORS, id="monitors"))
