@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, agent_modules, arguments, interleaved, machine, max_difference, parse, require,  # noqa: E402
-                    run_records, summary, sweep_arguments, table, timed, write_json)
+from common import DATA, arguments, machine, parse, run_records, sweep_arguments, table, write_json  # noqa: E402
+from engine_overhead import measure  # noqa: E402
 
 from saccade_sim.experiment import Experiment  # noqa: E402
 from saccade_sim.sweep import run_sweep  # noqa: E402
@@ -64,21 +64,7 @@ def hand_loop(exp: Experiment, events: int) -> None:
 
 
 def overhead(args: argparse.Namespace) -> None:
-    rows = []
-    for batch in args.batches:
-        engine, hand = make(args, batch), make(args, batch)
-        events = max(args.min_events, args.glimpses // batch)
-        engine.simulate(3), hand_loop(hand, 3)  # warm-up
-        stats = interleaved({"engine": lambda: timed(lambda: engine.simulate(events)),
-                             "loop": lambda: timed(lambda: hand_loop(hand, events))}, args.repeats)
-        diff = max_difference(agent_modules(engine), agent_modules(hand))
-        require(diff == 0, f"batch {batch}: the engine's and the hand loop's weights differ by {diff:.3g}")
-        r = summary([e / h for e, h in zip(stats["engine"]["values"], stats["loop"]["values"])])
-        eyes = engine.eye.emitted / max(engine.eye.event, 1)
-        rows.append({"batch": batch, "events": events, "eyes/event": eyes,
-                     "engine fixations/s": events * eyes / stats["engine"]["median"],
-                     "loop fixations/s": events * eyes / stats["loop"]["median"],
-                     "engine/loop": r["median"], "ratio min": r["min"], "ratio max": r["max"], "max |dW|": diff})
+    rows = [measure(args, batch, loop=hand_loop, build=make, unit="fixations") for batch in args.batches]
     print(f"asynchronous eyes (gamma fixations, bin {args.bin_ms} ms), preset {args.preset}, rule {args.rule}, "
           f"{args.threads} thread(s), median of {args.repeats} interleaved rounds; identical weights checked")
     print(table(rows, list(rows[0])))

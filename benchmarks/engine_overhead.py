@@ -34,8 +34,12 @@ def hand_loop(exp: Experiment, events: int) -> None:
             g = agent.step(g)
 
 
-def measure(args: argparse.Namespace, batch: int, loop: Callable[[Experiment, int], None] = hand_loop) -> dict:
-    engine, hand = make(args, batch), make(args, batch)
+def measure(args: argparse.Namespace, batch: int, loop: Callable[[Experiment, int], None] = hand_loop,
+            build: Callable[[argparse.Namespace, int], Experiment] = make, unit: str = "glimpses") -> dict:
+    """One row: ``build(args, batch)`` twice, the engine against ``loop`` in alternation, the per-round ratio.
+    Rates count the glimpses the Eye emitted (``unit = "fixations"`` adds the eyes per event: an asynchronous
+    Eye emits only the eyes whose fixations end in the event's bin)."""
+    engine, hand = build(args, batch), build(args, batch)
     events = max(args.min_events, args.glimpses // batch)
     engine.simulate(3), loop(hand, 3)  # warm-up
     stats = interleaved({"engine": lambda: timed(lambda: engine.simulate(events)),
@@ -44,9 +48,12 @@ def measure(args: argparse.Namespace, batch: int, loop: Callable[[Experiment, in
     require(diff == 0, f"batch {batch}: after {3 + args.repeats * events} events the engine's and the hand loop's "
                        f"weights differ by max |dW| = {diff:.3g}")
     r = summary([e / h for e, h in zip(stats["engine"]["values"], stats["loop"]["values"])])
-    return {"batch": batch, "events": events,
-            "engine glimpses/s": events * batch / stats["engine"]["median"],
-            "loop glimpses/s": events * batch / stats["loop"]["median"],
+    per_event = getattr(engine.eye, "emitted", engine.eye.event * batch) / max(engine.eye.event, 1)
+    row: dict = {"batch": batch, "events": events}
+    if unit != "glimpses":
+        row["eyes/event"] = per_event
+    return {**row, f"engine {unit}/s": events * per_event / stats["engine"]["median"],
+            f"loop {unit}/s": events * per_event / stats["loop"]["median"],
             "engine/loop": r["median"], "ratio min": r["min"], "ratio max": r["max"], "max |dW|": diff}
 
 
