@@ -13,7 +13,7 @@ stimulus, with inhibition of return), at the same number of events (equal glimps
 presentation (49 events) so that a non-raster eye's earlier glimpses stay available as contexts; under the
 raster this finds exactly the pairs of the default window (the glimpse k rows above is the one k events
 earlier). The table gives per policy the raw-input probe, each layer's probe beside its random-weights twin,
-and the paired gain (trained - random of the same seed) mean +- sd over seeds with how many are above.
+and the paired gain (trained - random of the same seed) mean ± sd over seeds with how many are above.
 
 ``overhead``: as benchmarks/engine_overhead.py (the SimPy engine vs a hand loop calling the same Eye and agents;
 identical weights checked) with asynchronous eyes: gamma fixation durations, main-sequence saccades, eyes

@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from saccade_sim.sweep import gain_text, mean_sd_text
+
 DATA = Path(os.environ.get("SACCADE_SIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -60,18 +62,17 @@ def mean_se(values: Sequence[float]) -> str:
 
 
 def mean_std(values: Sequence[float], sign: str = "") -> str:
-    """'mean +- sd' of ``values`` (the value alone for one); ``sign = "+"`` prints the mean's sign."""
+    """'mean ± sd' of ``values`` (the value alone for one); ``sign = "+"`` prints the mean's sign."""
     s = summary(values)
-    mean = f"{s['mean']:{sign}.3f}"
-    return mean if s["n"] == 1 else f"{mean} +- {s['sd']:.3f}"
+    return mean_sd_text(s["mean"], s["sd"], s["n"], sign)
 
 
 def row_text(row: dict[str, Any], what: str) -> str:
-    """'mean +- sd' of ``what`` ("accuracy", "random", "gain") in a row of a sweep's table (the mean alone for
-    one seed); a gain signed, with '(k/n above)'."""
-    mean = f"{row[f'{what}_mean']:{'+' if what == 'gain' else ''}.3f}"
-    text = mean if row["seeds"] == 1 else f"{mean} +- {row[f'{what}_sd']:.3f}"
-    return f"{text} ({row['gain_above']}/{row['seeds']} above)" if what == "gain" else text
+    """'mean ± sd' of ``what`` ("accuracy", "random", "gain") in a row of a sweep's table, as the sweep's own
+    tables print it (the mean alone for one seed); a gain signed, with '(k/n above)'."""
+    if what == "gain":
+        return gain_text(row, row["seeds"])
+    return mean_sd_text(row[f"{what}_mean"], row[f"{what}_sd"], row["seeds"])
 
 
 def sweep_arguments(parser: argparse.ArgumentParser, name: str) -> None:

@@ -371,14 +371,14 @@ def _paired(trained: Sequence[float], random: Sequence[float]) -> dict[str, Any]
             "gain_sd": gsd, "gain_above": sum(g > 0 for g in gains)}
 
 
-def _pm(mean: float, sd: float, n: int, sign: str = "") -> str:
+def mean_sd_text(mean: float, sd: float, n: int, sign: str = "") -> str:
     """'mean ± sd' over ``n`` seeds (the mean alone for one)."""
     return f"{mean:{sign}.3f} ± {sd:.3f}" if n > 1 else f"{mean:{sign}.3f}"
 
 
-def _gain(row: Mapping[str, Any], n: int) -> str:
+def gain_text(row: Mapping[str, Any], n: int) -> str:
     """A row's paired gain over ``n`` seeds: 'mean ± sd (k/n above)'."""
-    return f"{_pm(row['gain_mean'], row['gain_sd'], n, '+')} ({row['gain_above']}/{n} above)"
+    return f"{mean_sd_text(row['gain_mean'], row['gain_sd'], n, '+')} ({row['gain_above']}/{n} above)"
 
 
 @dataclass
@@ -513,15 +513,15 @@ class SweepTable:
             if "input" not in rows:
                 lines.append(f"| {label} | {seeds} | failed: {first.get('error', '')[:80]} |")
                 continue
-            cells = [label, seeds, _pm(rows["input"]["accuracy_mean"], rows["input"]["accuracy_sd"], n)]
+            cells = [label, seeds, mean_sd_text(rows["input"]["accuracy_mean"], rows["input"]["accuracy_sd"], n)]
             for layer in layers:
                 r = rows.get(layer)
                 if r is None:
                     cells += ["", ""]
                     continue
-                cells.append(f"{_pm(r['accuracy_mean'], r['accuracy_sd'], n)} "
-                             f"({_pm(r['random_mean'], r['random_sd'], n)})")
-                cells.append(_gain(r, n))
+                cells.append(f"{mean_sd_text(r['accuracy_mean'], r['accuracy_sd'], n)} "
+                             f"({mean_sd_text(r['random_mean'], r['random_sd'], n)})")
+                cells.append(gain_text(r, n))
             wall = rows["input"]["wall_s_mean"]
             cells.append(f"{wall:.0f}" if wall >= 10 else f"{wall:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
@@ -535,10 +535,10 @@ class SweepTable:
         for r in self.curve:
             n = r["seeds"]
             cells = [r["combination"], str(r["events"]), r["representation"], str(n),
-                     _pm(r["accuracy_mean"], r["accuracy_sd"], n)]
+                     mean_sd_text(r["accuracy_mean"], r["accuracy_sd"], n)]
             if "random_mean" in r:
-                cells += [_pm(r["random_mean"], r["random_sd"], n),
-                          _gain(r, n)]
+                cells += [mean_sd_text(r["random_mean"], r["random_sd"], n),
+                          gain_text(r, n)]
             else:
                 cells += ["", ""]
             lines.append("| " + " | ".join(cells) + " |")

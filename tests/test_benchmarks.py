@@ -76,7 +76,7 @@ def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_
     row = next(line for line in out.splitlines() if line.startswith("| layer2 "))
     mean, sd, above = _gain_text([p["layers"]["layer2"] for p in probes],
                                  [p["baselines"]["random"]["layer2"] for p in probes])
-    assert row.split("|")[4].split() == [mean, "+-", sd, above, "above)"]
+    assert row.split("|")[4].split() == [mean, "±", sd, above, "above)"]
     curve = out[out.index("curve: configs/sphere.toml"):].splitlines()
     budgets = [line.split("|")[2].strip() for line in curve if line.startswith("| base |")]
     assert budgets == ["0"] * 3 + ["2", "2", "4", "4"]  # the input and both layers at 0, the layers at 2 and 4
