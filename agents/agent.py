@@ -228,4 +228,5 @@ class LayerAgent:
         self._summed = {id(p): t.clone() for p, t in zip(self.parameters(), state["summed"]) if t is not None}
         for edge, saved in zip(self.dendrites, state.get("dendrites", [])):
             edge.load_state_dict(saved)
-        self.dendritic_inputs = {k: v.clone() for k, v in state.get("dendritic_inputs", {}).items()}
+        device = self.layer.weight.device
+        self.dendritic_inputs = {k: v.to(device, copy=True) for k, v in state.get("dendritic_inputs", {}).items()}
