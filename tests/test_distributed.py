@@ -137,6 +137,17 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
     assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1", "layer2"}
 
 
+def resumed_and_straight(cfg: dict, ckpt: dict, events: int) -> tuple[Experiment, Experiment]:
+    """``cfg`` run to ``events`` in one process twice: resumed from the checkpoint ``ckpt``, and from the start."""
+    longer = {**cfg, "run": {**cfg["run"], "events": events}}
+    resumed, straight = Experiment(longer), Experiment(longer)
+    resumed.load_state_dict(ckpt)
+    resumed.simulate()
+    straight.simulate()
+    assert resumed.eye.event == straight.eye.event == events
+    return resumed, straight
+
+
 @pytest.mark.distributed
 def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_one_process(tmp_path):
     """CLAPP's contexts are per-eye state: the checkpoint stores them per shard from both ranks, so one
@@ -155,12 +166,7 @@ def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_on
             joined = torch.cat([saved["rule"][name][s] for s in range(4)], 1)
             torch.testing.assert_close(joined, getattr(agent.rule, name).cpu(), rtol=1e-4, atol=1e-5)
 
-    longer = {**cfg, "run": {**cfg["run"], "events": 40}}
-    resumed, straight = Experiment(longer), Experiment(longer)
-    resumed.load_state_dict(ckpt)
-    resumed.simulate()
-    straight.simulate()
-    assert resumed.eye.event == straight.eye.event == 40
+    resumed, straight = resumed_and_straight(cfg, ckpt, 40)
     for a, b in zip(resumed.agents, straight.agents):
         torch.testing.assert_close(a.layer.weight, b.layer.weight, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a.rule.pred, b.rule.pred, rtol=1e-4, atol=1e-5)
@@ -235,12 +241,7 @@ def test_a_two_rank_checkpoint_with_a_dendritic_edge_resumes_in_one_process(tmp_
     torch.testing.assert_close(torch.cat([saved[s] for s in range(4)]), single.agents[0].dendritic_inputs["layer2"],
                                rtol=1e-4, atol=1e-5)
 
-    longer = {**cfg, "run": {**cfg["run"], "events": 12}}
-    resumed, straight = Experiment(longer), Experiment(longer)
-    resumed.load_state_dict(ckpt)
-    resumed.simulate()
-    straight.simulate()
-    assert resumed.eye.event == straight.eye.event == 12
+    resumed, straight = resumed_and_straight(cfg, ckpt, 12)
     for a, b in zip(resumed.agents, straight.agents):
         for p, q in zip(a.parameters(), b.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
