@@ -49,7 +49,8 @@ def network_edges(areas: Sequence[str], delays: Sequence[float], extra: Sequence
         for key, valid in (("source", sources), ("target", rank)):
             if getattr(e, key) not in valid:
                 what = "source" if valid is not rank else "area"
-                raise ConfigError(f"{path}.{key}: unknown {what} {getattr(e, key)!r}; valid choices: {', '.join(valid)}")
+                raise ConfigError(f"{path}.{key}: unknown {what} {getattr(e, key)!r}; "
+                                  f"valid choices: {', '.join(valid)}")
         if e.kind == "topdown" and rank[e.source] <= rank[e.target]:
             raise ConfigError(f"{path}: a top-down edge comes from a higher area; {e.source} is not above {e.target}")
         edge = Edge(e.source, e.target, e.kind, e.delay_ms, path)
