@@ -12,7 +12,7 @@ from saccade_sim.events import Glimpse
 from saccade_sim.parts import WeightSync
 
 from .dendrites import DendriticEdge
-from .layers import Layer
+from .layers import Layer, join
 from .rules.base import Factors, Rule
 
 
@@ -103,6 +103,11 @@ class LayerAgent:
                 if self._pending == self.update_every:
                     self._optimizer_step()
         return g.with_data(self.layer.with_shortcut(out, g.data))
+
+    def join(self, inputs: list[Glimpse]) -> Glimpse:
+        """One event's glimpse from its several feedforward inputs (same event): their data concatenated along the
+        channels (:func:`agents.layers.join`), the rest (index, gaze, modulator, ...) the first input's."""
+        return inputs[0].with_data(join([g.data for g in inputs]))
 
     def eye_loss(self) -> torch.Tensor | None:
         """[B]: the rule's local loss of the last event per eye (None where the rule has none)."""
@@ -223,4 +228,5 @@ class LayerAgent:
         self._summed = {id(p): t.clone() for p, t in zip(self.parameters(), state["summed"]) if t is not None}
         for edge, saved in zip(self.dendrites, state.get("dendrites", [])):
             edge.load_state_dict(saved)
-        self.dendritic_inputs = {k: v.clone() for k, v in state.get("dendritic_inputs", {}).items()}
+        device = self.layer.weight.device
+        self.dendritic_inputs = {k: v.to(device, copy=True) for k, v in state.get("dendritic_inputs", {}).items()}

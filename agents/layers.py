@@ -160,7 +160,8 @@ class Layer(nn.Module):
     binarised; transmitted ``pool(y)``. ``learning`` (the agent's flag) makes the batch norms use and update
     batch statistics; everything else (probes, analyses) uses the running ones."""
 
-    def __init__(self, spec: LayerSpec, in_shape: tuple[int, ...], name: str, channels_last: bool = True) -> None:
+    def __init__(self, spec: LayerSpec, in_shape: tuple[int, ...], name: str, channels_last: bool = True,
+                 sources: tuple[int, ...] = ()) -> None:
         super().__init__()
         if spec.activation not in ACTIVATIONS:
             raise ConfigError(f"network.{name}.activation: unknown value {spec.activation!r}; "
@@ -168,6 +169,9 @@ class Layer(nn.Module):
         self.spec = spec
         self.name = name
         self.in_shape = tuple(in_shape)
+        #: where the input comes from: indices into the network's representations [the glimpse, layer 1's output,
+        #: ...], concatenated along channels (:meth:`gather`); () = the last one so far (a chain)
+        self.sources = tuple(sources)
         self.is_conv = spec.kind == "conv"
         self.reflect = 0  #: reflect padding added by :meth:`prepare` (the convolution itself then pads nothing)
         self.momentum = BN_MOMENTUM  #: of the batch norms' running statistics
@@ -338,6 +342,28 @@ class Layer(nn.Module):
         """What the next layer receives: ``pool(y)``, centred (``center``), plus the input ``x`` (``residual``)."""
         return self.with_shortcut(self.centered(self.pool(y)), x)
 
+    def gather(self, representations: list[torch.Tensor]) -> torch.Tensor:
+        """This layer's input from ``representations`` = [glimpses, layer 1's output, ...] (those computed so
+        far): the :func:`join` of its ``sources``."""
+        return join([representations[i] for i in self.sources]) if self.sources else representations[-1]
+
+
+def join(inputs: list[torch.Tensor]) -> torch.Tensor:
+    """An area's input from several feedforward inputs [B, C_k, ...] of equal sizes: their concatenation along
+    the channels, [B, sum_k C_k, ...] (one input: itself)."""
+    return torch.cat(inputs, 1) if len(inputs) > 1 else inputs[0]
+
+
+def joined_shape(shapes: list[tuple[int, ...]], keys: list[str], target: str) -> tuple[int, ...]:
+    """The shape [sum_k C_k, ...] of the :func:`join` of outputs of ``shapes`` [C_k, ...]; a ConfigError naming the
+    edge (``keys[k]``) whose sizes differ from the first input's."""
+    for shape, key in zip(shapes[1:], keys[1:]):
+        if shape[1:] != shapes[0][1:]:
+            raise ConfigError(f"{key}: its source's output of shape {list(shape)} cannot be concatenated along the "
+                              f"channels with {target}'s first input of shape {list(shapes[0])} (the sizes after the "
+                              "channels differ)")
+    return (sum(s[0] for s in shapes), *shapes[0][1:])
+
 
 def channel_mean(y: torch.Tensor) -> torch.Tensor:
     """[B, C, ...] -> [C]: the mean over the batch and the positions."""
@@ -352,11 +378,13 @@ def needs_calibration(spec: LayerSpec) -> bool:
 @torch.no_grad()
 def calibrate(layers: list[Layer], x: torch.Tensor) -> None:
     """Set every layer's running statistics to their values on the inputs ``x`` (e.g. training glimpses),
-    layer after layer, each seeing the previous one's transmitted output: the batch norms' means and
+    layer after layer, each seeing its inputs' transmitted outputs (:meth:`Layer.gather`): the batch norms' means and
     (unbiased) variances (``input_norm = "batch"``, ``batch_norm``) and the transmitted channel means
     (``center``). The random-weights baseline is a copy of the calibrated network, so it is normalised and
     centred the same way as the network that learns."""
+    representations = [x]
     for layer in layers:
+        x = layer.gather(representations)
         if layer.spec.input_norm == "batch" or layer.spec.batch_norm:
             layer.momentum = 1.0  # one update with momentum 1 sets the running statistics to the sample's
             try:
@@ -366,19 +394,24 @@ def calibrate(layers: list[Layer], x: torch.Tensor) -> None:
         pooled = layer.pool(layer(x)[1])
         if layer.spec.center:
             layer.transmit_mean.copy_(channel_mean(pooled))
-        x = layer.with_shortcut(layer.centered(pooled), x)
+        representations.append(layer.with_shortcut(layer.centered(pooled), x))
 
 
 def build_layers(specs: list[LayerSpec], in_shape: tuple[int, ...], channels_last: bool = True,
-                 seed: int | None = None) -> list[Layer]:
-    """Chain layers, each one's input shape being the previous one's output shape. With ``seed``, layer i's
-    initial weights come from its own stream ``weight_seed(seed, i)`` (the global RNG is left untouched)."""
-    layers, shape = [], tuple(in_shape)
+                 seed: int | None = None, inputs: list[list[tuple[int, str]]] | None = None) -> list[Layer]:
+    """Layers whose input shapes follow from ``inputs``: per layer, its feedforward inputs as (index into [the
+    input, layer 1, ...], the edge's configuration key), their outputs joined along the channels
+    (:func:`joined_shape`); without ``inputs`` a chain, each layer's input the previous one's output. With
+    ``seed``, layer i's initial weights come from its own stream ``weight_seed(seed, i)`` (the global RNG is left
+    untouched)."""
+    layers, shapes = [], [tuple(in_shape)]
     for i, spec in enumerate(specs):
+        sources = inputs[i] if inputs is not None else [(i, "")]
+        shape = joined_shape([shapes[j] for j, _ in sources], [key for _, key in sources], f"network.layers[{i}]")
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(weight_seed(seed, i))
-            layer = Layer(spec, shape, f"layers[{i}]", channels_last)
+            layer = Layer(spec, shape, f"layers[{i}]", channels_last, tuple(j for j, _ in sources))
         layers.append(layer)
-        shape = layer.out_shape
+        shapes.append(layer.out_shape)
     return layers

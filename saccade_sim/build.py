@@ -12,7 +12,7 @@ import torch
 
 from agents.agent import LayerAgent, make_optimizer, make_scheduler
 from agents.dendrites import DendriticEdge
-from agents.layers import PRESETS, Layer, build_layers, calibrate, needs_calibration
+from agents.layers import PRESETS, build_layers, calibrate, needs_calibration
 
 from . import datasets, distributed, plugins  # noqa: F401  (plugins: registers the built-ins)
 from .config import Config, resolve
@@ -22,8 +22,9 @@ from .eye import Eye
 from .oculomotor import check_asynchronous
 from .registry import MODALITIES, POLICIES, RULES
 from .seeding import generator, stream_seed
+from .specs import LayerSpec
 from .whitening import MAX_IMAGE_ENTRIES, N_IMAGES, N_PATCHES, fit_image_zca, fit_zca_kernel, whiten, whiten_images
-from .wiring import network_edges
+from .wiring import layer_inputs, network_edges
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,7 +90,12 @@ class Building:
         self.train_labels = self.eye_labels[:labelled]
         self.test_labels = torch.from_numpy(self.split.test.y).to(self.device)
 
-        self.layers = self._build_layers()
+        specs = self._layer_specs()
+        names = [f"layer{i + 1}" for i in range(len(specs))]
+        self.edges = network_edges(names, [spec.delay_ms for spec in specs], cfg.network.edges)
+        layers = build_layers(specs, self.modality.glimpse_shape, cfg.network.channels_last, seed=cfg.seed,
+                              inputs=layer_inputs(self.edges, names))
+        self.layers = [layer.to(self.device) for layer in layers]
         if any(needs_calibration(layer.spec) for layer in self.layers):
             calibrate(self.layers, self._calibration_glimpses())
         self.initial_layers = copy.deepcopy(self.layers)
@@ -101,8 +107,6 @@ class Building:
         eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
         self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
                            self.world.shards(cfg.eye.shards), draws=columns[-1])
-        names = [f"layer{i + 1}" for i in range(len(self.layers))]
-        self.edges = network_edges(names, [layer.spec.delay_ms for layer in self.layers], cfg.network.edges)
         self.agents = []
         for i, (layer, (settings, options)) in enumerate(zip(self.layers, layer_rules)):
             with torch.random.fork_rng(devices=[]):
@@ -138,10 +142,11 @@ class Building:
             agent.compile(mode)
 
     def _dendrites(self, names: list[str], index: int) -> list[DendriticEdge]:
-        """The weights of the configured edges to area ``index``'s dendrite, each seeded by (seed, "edge", j)."""
+        """The weights of the configured edges to area ``index``'s dendrite, each seeded by (seed, "edge", j), j its
+        place in ``network.edges``."""
         out = []
         for j, spec in enumerate(self.config.network.edges):
-            if spec.target == names[index]:
+            if spec.target == names[index] and spec.kind != "feedforward":
                 source = self.layers[names.index(spec.source)]
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(stream_seed(self.config.seed, "edge", j))
@@ -171,16 +176,14 @@ class Building:
         zca = fit_image_zca(train, self.config.data.zca_eps, N_IMAGES, generator(self.config.seed, "zca"))
         return whiten_images(train, zca), whiten_images(test, zca)
 
-    def _build_layers(self) -> list[Layer]:
-        cfg = self.config
-        specs = cfg.network.layers
-        if not specs:
-            if cfg.network.preset not in PRESETS:
-                raise ConfigError(f"network.preset: unknown value {cfg.network.preset!r}; "
-                                  f"valid choices: {', '.join(PRESETS)}")
-            specs = PRESETS[cfg.network.preset]
-        layers = build_layers(specs, self.modality.glimpse_shape, cfg.network.channels_last, seed=cfg.seed)
-        return [layer.to(self.device) for layer in layers]
+    def _layer_specs(self) -> list[LayerSpec]:
+        """``network.layers``, or the preset's layers when it is empty."""
+        network = self.config.network
+        if network.layers:
+            return network.layers
+        if network.preset not in PRESETS:
+            raise ConfigError(f"network.preset: unknown value {network.preset!r}; valid choices: {', '.join(PRESETS)}")
+        return PRESETS[network.preset]
 
     def _calibration_glimpses(self, n_stimuli: int = 64) -> torch.Tensor:
         """Every grid glimpse of ``n_stimuli`` training stimuli spread over the store (fixed, seed-free)."""

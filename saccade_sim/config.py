@@ -36,8 +36,8 @@ class NetworkConfig:
     preset: str = "small"  #: used when ``layers`` is empty
     layers: list[LayerSpec] = field(default_factory=list)
     channels_last: bool = True  #: memory format for conv layers (faster on CPU)
-    #: the edges besides the feedforward chain (eye -> layer1 -> layer2 ...): top-down and lateral edges to the
-    #: areas' dendrites (``[[network.edges]]``; empty: the chain alone)
+    #: the network's edges (``[[network.edges]]``): feedforward edges (none: the chain eye -> layer1 -> layer2 ...;
+    #: declared: the whole feedforward graph) and top-down and lateral edges to the areas' dendrites
     edges: list[EdgeSpec] = field(default_factory=list)
 
 

@@ -72,8 +72,8 @@ class Experiment(Building, Evaluation, Persistence):
         start(self.simulation)
 
     def every(self, n_events: int, fn: Any, channel: int = -1) -> None:
-        """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the last layer's output), also
-        after a restore from a checkpoint."""
+        """Call ``fn(glimpse)`` on every n-th event of ``channel`` (-1: the network's output, once every sink
+        area has processed the event; the chain: the last layer's output), also after a restore from a checkpoint."""
         self.attach(lambda sim: sim.every(n_events, fn, channel))
 
     def register_state(self, name: str, obj: Any) -> None:

@@ -40,10 +40,13 @@ class GazePolicy(Protocol):
 
 
 class Area(Protocol):
-    """A layer agent as the simulation drives it (:class:`agents.agent.LayerAgent`): one event in, one out."""
+    """A layer agent as the simulation drives it (:class:`agents.agent.LayerAgent`): one event in (the ``join`` of
+    its feedforward inputs where it has several), one out."""
 
     name: str
     dendritic_inputs: dict[str, torch.Tensor]
+
+    def join(self, inputs: list[Glimpse]) -> Glimpse: ...
 
     def step(self, g: Glimpse) -> Glimpse: ...
 
@@ -51,7 +54,10 @@ class Area(Protocol):
 
 
 class Transmitter(Protocol):
-    """A layer as a probe runs it (:class:`agents.layers.Layer`): ``(a, y) = layer(x)``, then what it transmits."""
+    """A layer as a probe runs it (:class:`agents.layers.Layer`): its input ``x`` gathered from the representations
+    so far, ``(a, y) = layer(x)``, then what it transmits."""
+
+    def gather(self, representations: list[torch.Tensor]) -> torch.Tensor: ...
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 

@@ -1,5 +1,5 @@
-"""Persisting an experiment: its whole state for a bit-identical continuation (weights, rule states with their
-per-eye shards, optimisers, RNGs, the eye's streams, the clock) and the run folder's files
+"""Persisting an experiment: its whole state for a bit-identical continuation (weights, rule states and dendritic
+inputs with their per-eye shards, optimisers, RNGs, the eye's streams, the clock) and the run folder's files
 (:class:`Persistence`, a part of :class:`saccade_sim.experiment.Experiment`)."""
 from __future__ import annotations
 
@@ -59,24 +59,35 @@ class Persistence:
         }
 
     def _agent_state(self, agent: LayerAgent) -> dict[str, Any]:
-        """``agent.state_dict()`` with the rule's per-eye buffers (``Rule.eye_buffers``, dim 1 = eyes) as
-        {shard id: that shard's eyes}, gathered from every rank (a collective in a distributed run)."""
+        """``agent.state_dict()`` with its per-eye tensors as {shard id: that shard's eyes}, gathered from every rank
+        (a collective in a distributed run): the rule's per-eye buffers (``Rule.eye_buffers``, dim 1 = eyes) and
+        the outputs its dendritic edges delivered (``dendritic_inputs``, dim 0 = eyes)."""
         state = agent.state_dict()
         rule = state["rule"]
         for name in agent.rule.eye_buffers:
             if rule[name].numel():
-                chunks = rule[name].split(self.eye.per_shard, 1)
-                rule[name] = distributed.gather_keyed(
-                    {s: c.to("cpu", copy=True) for s, c in zip(self.eye.shard_ids, chunks)}, self.world)
+                rule[name] = self._shards(rule[name], 1)
+        state["dendritic_inputs"] = {source: self._shards(z, 0) for source, z in state["dendritic_inputs"].items()}
         return state
 
+    def _shards(self, tensor: torch.Tensor, dim: int) -> dict[int, torch.Tensor]:
+        """{shard id: its eyes of ``tensor`` (along ``dim``), on the CPU}, over every rank."""
+        chunks = tensor.split(self.eye.per_shard, dim)
+        return distributed.gather_keyed({s: c.to("cpu", copy=True) for s, c in zip(self.eye.shard_ids, chunks)},
+                                        self.world)
+
     def _own_eyes(self, agent: LayerAgent, state: dict[str, Any]) -> dict[str, Any]:
-        """The inverse of :meth:`_agent_state` for this process: the per-eye buffers of its own shards."""
+        """The inverse of :meth:`_agent_state` for this process: the per-eye tensors of its own shards."""
+        def own(parts: dict[int, torch.Tensor], dim: int) -> torch.Tensor:
+            return torch.cat([parts[s] for s in self.eye.shard_ids], dim)
+
         rule = state["rule"].copy()
         for name in agent.rule.eye_buffers:
             if isinstance(rule.get(name), dict):
-                rule[name] = torch.cat([rule[name][s] for s in self.eye.shard_ids], 1)
-        return {**state, "rule": rule}
+                rule[name] = own(rule[name], 1)
+        inputs = {source: own(z, 0) if isinstance(z, dict) else z
+                  for source, z in state.get("dendritic_inputs", {}).items()}
+        return {**state, "rule": rule, "dendritic_inputs": inputs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output into this (freshly built, same-config) experiment and rebuild

@@ -169,8 +169,9 @@ class LogConfig:
     csv: bool = False  #: RUN_DIR/history.csv, one line per history entry (every run.check_every events)
 
 
-#: what an edge of the network carries: ``feedforward`` drives the target's soma (its input: the chain, each area
-#: from the one before), ``topdown`` (from a higher area) and ``lateral`` (from a neighbour) reach its dendrite
+#: what an edge of the network carries: ``feedforward`` drives the target's soma (its input; several are
+#: concatenated along the channels; none declared: the chain, each area from the one before), ``topdown`` (from a
+#: higher area) and ``lateral`` (from a neighbour) reach its dendrite
 EDGE_KINDS = ("feedforward", "topdown", "lateral")
 
 
@@ -178,7 +179,8 @@ EDGE_KINDS = ("feedforward", "topdown", "lateral")
 class EdgeSpec:
     """One edge of the network (``[[network.edges]]``): ``source`` ("eye" or an area: "layer1", ...) to ``target``
     (an area), of ``kind`` (:data:`EDGE_KINDS`), arriving ``delay_ms`` after the source published. A dendritic
-    edge (topdown, lateral) has its own weights, initialised N(0, init_norm^2 / fan_in)."""
+    edge (topdown, lateral) has its own weights, initialised N(0, init_norm^2 / fan_in); a feedforward edge has
+    none (its target's weights see it) and ``init_norm`` is unused."""
 
     source: str = "layer2"
     target: str = "layer1"

@@ -102,10 +102,11 @@ def config(source: str, sync_every: int = 1) -> dict:
 
 
 def torchrun(out: Path, cfg: dict) -> subprocess.CompletedProcess:
-    sets = [f"{table}.{k}={v!r}".replace("'", '"').replace("False", "false")
-            for table, opts in cfg.items() for k, v in opts.items()]
+    """``saccade-sim run`` of ``cfg`` (written beside ``out`` as a JSON config) on 2 gloo ranks."""
+    path = out.with_suffix(".json")
+    path.write_text(json.dumps(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "saccade_sim", "run", "--quiet", "--out", str(out)] + [a for s in sets for a in ("--set", s)]
+           "-m", "saccade_sim", "run", str(path), "--quiet", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
 
@@ -136,6 +137,17 @@ def test_two_gloo_ranks_learn_what_one_process_learns_with_the_whole_batch(tmp_p
     assert results["glimpses"] == 24 * 8 and set(results["probe"]["layers"]) == {"layer1", "layer2"}
 
 
+def resumed_and_straight(cfg: dict, ckpt: dict, events: int) -> tuple[Experiment, Experiment]:
+    """``cfg`` run to ``events`` in one process twice: resumed from the checkpoint ``ckpt``, and from the start."""
+    longer = {**cfg, "run": {**cfg["run"], "events": events}}
+    resumed, straight = Experiment(longer), Experiment(longer)
+    resumed.load_state_dict(ckpt)
+    resumed.simulate()
+    straight.simulate()
+    assert resumed.eye.event == straight.eye.event == events
+    return resumed, straight
+
+
 @pytest.mark.distributed
 def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_one_process(tmp_path):
     """CLAPP's contexts are per-eye state: the checkpoint stores them per shard from both ranks, so one
@@ -154,12 +166,7 @@ def test_a_two_rank_clapp_checkpoint_holds_every_eyes_contexts_and_resumes_in_on
             joined = torch.cat([saved["rule"][name][s] for s in range(4)], 1)
             torch.testing.assert_close(joined, getattr(agent.rule, name).cpu(), rtol=1e-4, atol=1e-5)
 
-    longer = {**cfg, "run": {**cfg["run"], "events": 40}}
-    resumed, straight = Experiment(longer), Experiment(longer)
-    resumed.load_state_dict(ckpt)
-    resumed.simulate()
-    straight.simulate()
-    assert resumed.eye.event == straight.eye.event == 40
+    resumed, straight = resumed_and_straight(cfg, ckpt, 40)
     for a, b in zip(resumed.agents, straight.agents):
         torch.testing.assert_close(a.layer.weight, b.layer.weight, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a.rule.pred, b.rule.pred, rtol=1e-4, atol=1e-5)
@@ -190,3 +197,51 @@ def test_ranks_leave_the_group_together_after_a_clean_run_and_at_once_after_a_fa
             mock.patch.object(dist, "destroy_process_group", side_effect=lambda: calls.append("destroy")):
         shutdown(clean=clean)
     assert calls == (["barrier", "destroy"] if clean else ["destroy"])
+
+
+def dendritic_config(source: str) -> dict:
+    """A top-down edge layer2 -> layer1 (Urbanczik & Senn), 4 logical shards of 2 eyes."""
+    return {"data": {"source": source, "train_limit": 200}, "glimpse": {"patch": 4, "stride": 2},
+            "eye": {"batch": 8, "shards": 4, "jump_prob": 0.2},
+            "network": {"layers": [{"channels": 4}, {"channels": 6, "pool": 2}],
+                        "edges": [{"source": "layer2", "target": "layer1", "kind": "topdown", "delay_ms": 5.0}]},
+            "rule": {"name": "urbanczik_senn", "lr": 0.5}, "run": {"events": 6, "progress": False},
+            "probe": {"train": 40, "test": 20}}
+
+
+def test_dendritic_inputs_are_checkpointed_per_shard_and_restored_on_another_layout():
+    cfg = dendritic_config(str(data_path("digits8x8.npz")))
+    whole = Experiment(cfg)
+    whole.simulate()
+    delivered = whole.agents[0].dendritic_inputs["layer2"]  # [8, 6, 2, 2]: every eye's last layer2 output
+    saved = whole.state_dict()["agents"][0]["dendritic_inputs"]["layer2"]
+    assert sorted(saved) == [0, 1, 2, 3]
+    for s in range(4):
+        assert torch.equal(saved[s], delivered[2 * s:2 * s + 2].cpu())
+    # rank 1 of 2 runs shards 2 and 3 (eyes 4..7): it restores exactly those
+    with mock.patch("saccade_sim.distributed.world", return_value=World(1, 2)):
+        half = Experiment(cfg)
+    half.load_state_dict(whole.state_dict())
+    assert torch.equal(half.agents[0].dendritic_inputs["layer2"], delivered[4:])
+    assert torch.equal(half.agents[0].dendrites[0].weight, whole.agents[0].dendrites[0].weight)
+
+
+@pytest.mark.distributed
+def test_a_two_rank_checkpoint_with_a_dendritic_edge_resumes_in_one_process(tmp_path):
+    """The outputs a top-down edge delivered are per-eye state: the checkpoint of 2 ranks stores them per shard,
+    and one process (all four shards) resumes from it as an uninterrupted one-process run continues."""
+    cfg = dendritic_config(str(data_path("digits8x8.npz")))
+    proc = torchrun(tmp_path / "two", cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    single = Experiment(cfg)
+    single.simulate()
+    saved = ckpt["agents"][0]["dendritic_inputs"]["layer2"]
+    assert sorted(saved) == [0, 1, 2, 3]
+    torch.testing.assert_close(torch.cat([saved[s] for s in range(4)]), single.agents[0].dendritic_inputs["layer2"],
+                               rtol=1e-4, atol=1e-5)
+
+    resumed, straight = resumed_and_straight(cfg, ckpt, 12)
+    for a, b in zip(resumed.agents, straight.agents):
+        for p, q in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)

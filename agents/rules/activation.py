@@ -56,10 +56,13 @@ def append_label_code(x: torch.Tensor, labels: torch.Tensor, n_classes: int, sca
 
 @torch.no_grad()
 def activation_score(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
-    """||a_L||^2 per input [B]: the squared norm of the last layer's potential after the forward chain."""
+    """||a_L||^2 per input [B]: the squared norm of the last layer's potential after the forward pass (through the
+    network's graph: each layer's input gathered from its sources)."""
+    representations = [x]
     for layer in layers[:-1]:
-        x = layer.transmit(layer(x)[1], x)
-    return layers[-1](x)[0].flatten(1).square().sum(1)
+        x = layer.gather(representations)
+        representations.append(layer.transmit(layer(x)[1], x))
+    return layers[-1](layers[-1].gather(representations))[0].flatten(1).square().sum(1)
 
 
 @torch.no_grad()

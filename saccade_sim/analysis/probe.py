@@ -25,7 +25,8 @@ def grid_features(layers: Sequence[Transmitter], modality: GlimpseSource, store:
                   pool: int = 2, aggregate: str = "concat", batch: int = 64,
                   dtype: torch.dtype = torch.float64, with_input: bool = True,
                   tick: Callable[[], Any] = lambda: None) -> list[torch.Tensor]:
-    """[input, layer 1, ...] features of stimuli ``idx`` (without the input unless ``with_input``), each [N, F] of
+    """[input, layer 1, ...] features of stimuli ``idx`` (without the input unless ``with_input``; every layer run
+    on the input it gathers from the network's graph, ``Layer.gather``), each [N, F] of
     ``dtype`` on the CPU (the layers compute in float32, so float32 features hold the same values in half the
     memory). Each chunk of ``batch`` stimuli is written into the preallocated outputs as soon as it is computed,
     then ``tick()`` is called."""
@@ -38,8 +39,8 @@ def grid_features(layers: Sequence[Transmitter], modality: GlimpseSource, store:
         x = modality.grid_glimpses(store, chunk)
         reps = [x]
         for layer in layers:
-            x = layer.transmit(layer(x)[1], x)
-            reps.append(x)
+            x = layer.gather(reps)
+            reps.append(layer.transmit(layer(x)[1], x))
         for i, r in enumerate(reps[skip:], skip):
             if i > 0 and r.dim() == 4:
                 r = F.adaptive_avg_pool2d(r, (min(pool, r.shape[-2]), min(pool, r.shape[-1])))
