@@ -102,7 +102,9 @@ class Rule(nn.Module):
     #: with the rule's ``state_dict``
     state_names: ClassVar[tuple[str, ...]] = ()
     #: the named states whose dim 1 indexes the eyes (per-eye state such as CLAPP's contexts): a checkpoint stores
-    #: them per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state
+    #: them per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state.
+    #: With asynchronous eyes an event holds only some eyes (``Glimpse.eyes``): the step reads and advances the
+    #: state of those eyes only
     eye_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
@@ -123,9 +125,10 @@ class Rule(nn.Module):
         ``Glimpse.draws`` (per-presentation randomness from the eye's seeded shard stream; default none)."""
         return 0
 
-    def bind(self, space: Any, draws: slice, shard_size: int) -> None:
+    def bind(self, space: Any, draws: slice, shard_size: int, batch: int = 0) -> None:
         """Called once before the first event with the modality's gaze space, this rule's columns of
-        ``Glimpse.draws`` and the eyes per logical shard (for rules that pair glimpses by gaze geometry)."""
+        ``Glimpse.draws``, the eyes per logical shard (for rules that pair glimpses by gaze geometry) and the eyes
+        of the batch (for per-eye state; 0: one shard)."""
 
     def weights(self) -> dict[str, torch.Tensor]:
         """What a step may change, by name: the layer's parameters (``layer.op.weight``, ``layer.op.bias``,
