@@ -58,7 +58,7 @@ from saccade_sim.events import Glimpse
 from saccade_sim.gaze import GazeSpace
 from saccade_sim.registry import RULES
 
-from .base import BIAS, WEIGHT, Factors, Rule, Step
+from .base import BIAS, WEIGHT, Factors, Rule, Step, Write
 from .hebbian import correlation
 
 if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
@@ -271,10 +271,6 @@ class Clapp(Rule):
         self.register_buffer("pair_scale", torch.empty(0), persistent=False)
         self.draw_columns = slice(0, 0)
         self.shard_size = 0
-        self.last_prediction: torch.Tensor | None = None
-        self.last_hinges: tuple[torch.Tensor, ...] = ()  #: the last event's pair terms (:meth:`eye_loss`)
-        self.last_batch = 0
-        self.last_shards = 1
 
     def bind(self, space: GazeSpace, draws: slice, shard_size: int, batch: int = 0) -> None:
         """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
@@ -327,14 +323,15 @@ class Clapp(Rule):
 
     def dendritic_prediction(self) -> torch.Tensor | None:
         """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
-        return self.last_prediction
+        return self.diagnostics.get("prediction")
 
     def eye_loss(self) -> torch.Tensor:
         """[B]: each eye's part of the last event's loss, the hinge terms of the pairs whose context it holds,
         sum_{s,k} w max(0, margin - y u) / shards (summed over the eyes: the loss); zeros before any pair."""
-        if not self.last_hinges:
-            return torch.zeros(self.last_batch, device=self.pred.device)
-        return sum(h.sum((0, 1)) for h in self.last_hinges) / self.last_shards
+        hinges = self.diagnostics.get("hinges")
+        if hinges is None:
+            return torch.zeros(self.diagnostics.get("batch", 0), device=self.pred.device)
+        return sum(h.sum((0, 1)) for h in hinges) / self.diagnostics["shards"]
 
     def _draws(self, g: Glimpse, eyes: torch.Tensor) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """Per hinge: partners [K, B] (eyes of the same shard) and the 50/50 picks [B] from the Eye's draws."""
@@ -356,17 +353,17 @@ class Clapp(Rule):
 
     def step(self, weights, state, f: Factors) -> Step:
         """This event's dW, db, dP, dR from the current glimpses' z and the contexts each eye of the event
-        remembers in ``state`` (module docstring), the eyes' histories with this fixation written over their
-        oldest slots, and the hinge loss (the mean over the event's logical shards). The ring buffers are written
-        in place (and returned)."""
+        remembers in ``state`` (module docstring), the new fixation counts, the hinge loss (the mean over the
+        event's logical shards), the rows to write (the context factors added to their glimpses' sums, each eye's
+        fixation over its oldest slot) and the diagnostics (each hinge's pair terms, the prediction). Pure: the
+        ring buffers are read, never written."""
         o, g = self.options, f.glimpse
         x = f.pre
         eyes, on_host = present_eyes(g, x.shape[0], x.device)
         seen = state["seen"][0, eyes]  # each eye's fixations remembered
         seen_host = seen.cpu()
         shards = int((on_host // self.shard_size).unique().numel())
-        self.last_batch, self.last_shards = x.shape[0], shards
-        self.last_hinges = ()
+        diagnostics = {"batch": x.shape[0], "shards": shards}
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
@@ -384,12 +381,12 @@ class Clapp(Rule):
                                    self.pair_scale, eyes // self.shard_size)
                         for partner, pick in zip(*self._draws(g, eyes))]
                 factors = clapp_factors(newest_z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
-                self.last_hinges = factors.hinges
-                self.last_prediction = _apply(pred, c * (found & ~jumped)[..., None]).sum(0)
-            updates = self._changes(weights, state, x, e, factors, slot, eyes, seen_host, shards)
-            new_state = self._remember(state, eyes, seen, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+                diagnostics.update(hinges=factors.hinges,
+                                   prediction=_apply(pred, c * (found & ~jumped)[..., None]).sum(0))
+            updates, sums = self._changes(weights, state, x, e, factors, slot, eyes, seen, seen_host, shards)
+            new_state, rows = self._remember(state, eyes, seen, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
         loss = torch.zeros((), device=x.device) if factors is None else factors.loss / shards
-        return Step(updates, new_state, loss)
+        return Step(updates, new_state, loss, sums + rows, diagnostics)
 
     def _newest(self, state, eyes: torch.Tensor, z: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z [E, C] and cell [E] of every eye's newest glimpse: this event's for the eyes in it, else the newest
@@ -403,12 +400,13 @@ class Clapp(Rule):
         return newest_z, newest_cell
 
     def _changes(self, weights, state, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None,
-                 slot: torch.Tensor | None, eyes: torch.Tensor, seen_host: torch.Tensor,
-                 shards: int) -> dict[str, torch.Tensor]:
+                 slot: torch.Tensor | None, eyes: torch.Tensor, seen: torch.Tensor, seen_host: torch.Tensor,
+                 shards: int) -> tuple[dict[str, torch.Tensor], tuple[Write, ...]]:
         """dW, db, dP, dR of this event: the target terms and (immediate) the contexts' terms, or (deferred) the
-        contexts' factors join their glimpses' sums and the glimpses leaving their eyes' windows (the slots this
-        fixation will take, for the eyes whose histories are full) are applied with their sums. A location
-        negative whose partner is not in the event targets the partner's newest remembered glimpse."""
+        contexts' factors join their glimpses' sums (the rows returned to add) and the glimpses leaving their eyes'
+        windows (the slots this fixation will take, for the eyes whose histories are full) are applied with their
+        sums, this event's factors included. A location negative whose partner is not in the event targets the
+        partner's newest remembered glimpse."""
         every = state["seen"].shape[1]
         if f is None:
             d = torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device)
@@ -421,18 +419,25 @@ class Clapp(Rule):
             others[eyes.cpu()] = False
             absent = (others & (state["seen"][0].cpu() > 0)).nonzero()[:, 0].to(e.device)
             head = (state["seen"][0, absent] - 1) % self.depth
+        sums: tuple[Write, ...] = ()
         if self.deferred:
             if f is not None:
-                state["past_d"].index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
+                sums = (Write("past_d", (slot, eyes.expand_as(slot)), f.context, add=True),)
                 if absent is not None:
-                    state["past_d"].index_put_((head, absent), f.target[absent], accumulate=True)
+                    sums += (Write("past_d", (head, absent), f.target[absent], add=True),)
             full = seen_host >= self.depth
             if bool(full.any()):
-                leaving_eyes = eyes if bool(full.all()) else eyes[full.to(eyes.device)]
-                leaving = state["seen"][0, leaving_eyes] % self.depth
+                leaving = seen % self.depth
+                leaving_d = state["past_d"][leaving, eyes]
+                if f is not None:  # the context factors this event adds to the glimpses that leave now
+                    leaving_d = leaving_d + (f.context * (slot == leaving)[..., None]).sum(0)
+                leaving_eyes = eyes
+                if not bool(full.all()):
+                    keep = full.to(eyes.device)
+                    leaving_eyes, leaving, leaving_d = eyes[keep], leaving[keep], leaving_d[keep]
                 xs.append(state["past_x"][leaving, leaving_eyes])
                 es.append(representation(self.layer, state["past_a"][leaving, leaving_eyes])[1])
-                ds.append(state["past_d"][leaving, leaving_eyes])
+                ds.append(leaving_d)
         elif f is not None:
             xs.append(state["past_x"][slot, eyes].flatten(0, 1))
             es.append(representation(self.layer, state["past_a"][slot, eyes].flatten(0, 1))[1])
@@ -448,21 +453,18 @@ class Clapp(Rule):
             updates[BIAS] = d_b
         if retro is not None:
             updates["retro"] = torch.zeros_like(retro) if f is None else f.retro / shards
-        return updates
+        return updates, sums
 
-    def _remember(self, state, eyes: torch.Tensor, seen: torch.Tensor, *now: torch.Tensor) -> dict[str, Any]:
-        """The histories with this fixation (x, a, z, modulator, cell, an empty context-factor sum) written over
-        the oldest slot of each eye of the event (in place; the first event allocates the rings)."""
+    def _remember(self, state, eyes: torch.Tensor, seen: torch.Tensor,
+                  *now: torch.Tensor) -> tuple[dict[str, Any], tuple[Write, ...]]:
+        """The new fixation counts (and, at the first event, the empty rings) and the rows that write this
+        fixation (x, a, z, modulator, cell, an empty context-factor sum) over each event eye's oldest slot."""
         slot = seen % self.depth
-        new = {}
+        new = {"seen": state["seen"].index_add(1, eyes, torch.ones_like(seen)[None])}
         for name, t in zip(HISTORY, now):
-            past = state[name]
-            if past.numel() == 0:  # the first event gives the shapes
-                past = self._ring((state["seen"].shape[1], *t.shape[1:]), t.dtype)
-            past[slot, eyes] = t.detach()
-            new[name] = past
-        new["seen"] = state["seen"].index_add(1, eyes, torch.ones_like(seen)[None])
-        return new
+            if state[name].numel() == 0:  # the first event gives the shapes
+                new[name] = self._ring((state["seen"].shape[1], *t.shape[1:]), t.dtype)
+        return new, tuple(Write(name, (slot, eyes), t.detach()) for name, t in zip(HISTORY, now))
 
 
 def present_eyes(g: Glimpse, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
