@@ -7,19 +7,21 @@ on the 7x7 grid, the 4-layer encoder). Each agent's forward pass and factors are
 outside the clock; the clock covers every layer's rule update for ``--events`` events after the context window
 has filled. Two ways of applying a step (two copies of the experiment, timed in alternation): ``in place``,
 ``Rule.update`` (the runtime writes the step's rows, ``Step.writes``, into the ring buffers), and ``copy``, the
-same step with each write made out of place (``Tensor.index_put``: a new buffer per write, the cost of a step
-that returns its new buffers). Per setting: the median ms per event of each (min - max over ``--repeats``
+same with ``Rule.write`` out of place (``Tensor.index_put``: a new buffer per write, the cost of a step that
+returns its new buffers). Per setting: the median ms per event of each (min - max over ``--repeats``
 rounds) and the median per-round ratio copy / in place. On a tree whose rule writes inside its step (no
 ``Step.writes``) only ``in place`` is timed.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 
 import torch
 
 from common import DATA, arguments, interleaved, parse, summary, table, timed, write_json
-from agents.rules.base import Factors, Rule, Step, write_delta
+from agents.rules import base
+from agents.rules.base import Factors
 from saccade_sim.config import load
 from saccade_sim.experiment import Experiment
 
@@ -47,33 +49,26 @@ def factor_stream(exp: Experiment, events: int) -> list[list[Factors]]:
     return out
 
 
-def copied_update(rule: Rule, f: Factors) -> None:
-    """``Rule.update`` with each of the step's writes made out of place (a new buffer per write)."""
-    weights = rule.weights()
-    out = rule.step(weights, rule.state(), f)
-    with torch.no_grad():
-        for name, delta in out.updates.items():
-            write_delta(weights[name], delta)
-        for name, value in out.state.items():
-            setattr(rule, name, value)
-        for w in out.writes:
-            setattr(rule, w.name, getattr(rule, w.name).index_put(w.index, w.value, accumulate=w.add))
+def copied_write(rule: base.Rule, w: base.Write) -> None:
+    """``Rule.write`` out of place: a new buffer with the row written."""
+    setattr(rule, w.name, getattr(rule, w.name).index_put(w.index, w.value, accumulate=w.add))
 
 
 def measure(args: argparse.Namespace, name: str) -> dict:
-    modes = {"in place": lambda rule, f: rule.update(f)}
-    if "writes" in Step._fields:
-        modes["copy"] = copied_update
+    modes = ["in place"] + (["copy"] if "writes" in base.Step._fields else [])  # a tree before Step.writes: one
     cases = {}
-    for mode, apply in modes.items():
+    for mode in modes:
         exp = Experiment(SETTINGS[name](args))
+        if mode == "copy":
+            for agent in exp.agents:
+                agent.rule.write = functools.partial(copied_write, agent.rule)
         warm = factor_stream(exp, max(a.rule.depth for a in exp.agents) + 2)
         stream = factor_stream(exp, args.events)
 
-        def run(events, exp=exp, apply=apply):
+        def run(events, exp=exp):
             for layers in events:
                 for agent, f in zip(exp.agents, layers):
-                    apply(agent.rule, f)
+                    agent.rule.update(f)
 
         run(warm)
         cases[mode] = lambda run=run, stream=stream: timed(lambda: run(stream)) / args.events

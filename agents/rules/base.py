@@ -175,9 +175,13 @@ class Rule(nn.Module):
             for name, value in out.state.items():
                 setattr(self, name, value)
             for w in out.writes:
-                getattr(self, w.name).index_put_(w.index, w.value, accumulate=w.add)
+                self.write(w)
         self.diagnostics = dict(out.diagnostics)
         return out.loss
+
+    def write(self, w: Write) -> None:
+        """Write one of a step's rows into its named state, in place."""
+        getattr(self, w.name).index_put_(w.index, w.value, accumulate=w.add)
 
     def eye_loss(self) -> torch.Tensor | None:
         """[B]: each eye's part of the last event's local loss (the ``"<area>/loss"`` channel); None: no loss."""
