@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not bu
     from ..layers import Layer
 
 
-#: per-eye ring buffers (dim 1 = eyes) over the last ``window`` events
+#: per-eye ring buffers [depth, eyes, ...]: each eye's last ``window`` fixations
 HISTORY = ("past_x", "past_a", "past_z", "past_m", "past_cell", "past_d")
 
 
