@@ -103,7 +103,7 @@ class Building:
         layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
         columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        check_asynchronous(cfg.eye.motor, rule_cls, cfg.record.monitors)
+        check_asynchronous(cfg.eye.motor, cfg.record.monitors)
         eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
         self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
                            self.world.shards(cfg.eye.shards), draws=columns[-1])
@@ -112,7 +112,7 @@ class Building:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "rule", i))
                 rule = rule_cls(layer, options, i, len(self.layers)).to(self.device)
-            rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard)
+            rule.bind(self.modality.space, slice(columns[i], columns[i + 1]), self.eye.per_shard, self.eye.batch)
             dendrites = self._dendrites(names, i)
             params = list(layer.parameters()) + list(rule.parameters()) + [e.weight for e in dendrites]
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)

@@ -118,15 +118,11 @@ class ScanpathTrace:
         self.last_gaze = {int(e): g.numpy().copy() for e, g in zip(state["last_eyes"], state["last_gaze"])}
 
 
-def check_asynchronous(motor: MotorConfig, rule_cls: type, monitors: Sequence, where: str = "eye.motor.timing") -> None:
-    """ConfigErrors for what asynchronous eyes cannot serve: rules that keep per-eye state ordered by events
-    (``Rule.eye_buffers``, e.g. CLAPP's contexts) and monitors of per-eye quantities (their shape changes)."""
+def check_asynchronous(motor: MotorConfig, monitors: Sequence, where: str = "eye.motor.timing") -> None:
+    """ConfigErrors for what asynchronous eyes cannot serve: monitors of per-eye quantities (their shape changes
+    from event to event)."""
     if motor.timing == "lockstep":
         return
-    if rule_cls.eye_buffers:
-        raise ConfigError(f"{where}: {motor.timing!r} needs a rule without per-eye history; this rule keeps "
-                          f"{', '.join(rule_cls.eye_buffers)} for every eye at every event (lockstep eyes); set "
-                          "eye.motor.timing = \"lockstep\"")
     for i, spec in enumerate(monitors):
         if spec.quantity not in ("weights", "loss"):
             raise ConfigError(f"record.monitors[{i}].quantity: {spec.quantity!r} has one row per eye of the event, "

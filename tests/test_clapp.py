@@ -342,3 +342,50 @@ def test_full_size_config_builds_the_vgg6_encoder_with_one_step_per_pass():
     assert [layer.op.out_channels for layer in exp.layers] == [128, 256, 256, 512, 1024, 1024]
     assert all(layer.op.bias is not None for layer in exp.layers)
     assert cfg.rule.update_every == 49 and cfg.rule_options.timing == "immediate"
+
+
+@pytest.mark.parametrize("timing", ["immediate", "deferred"])
+@pytest.mark.parametrize("subset", [None, [0, 2]])
+def test_the_step_is_pure_and_the_runtime_writes_its_rows(timing, subset):
+    """Rule.step twice on the same state (full windows; the whole batch, or eyes 0 and 2 of it as asynchronous
+    eyes): the same Step both times and the state untouched; Rule.update then writes the returned rows."""
+    b = 4
+    layer = make_layer()
+    patches = images(b)
+    rule = make_rule(layer, b=b, timing=timing)
+    draws = torch.rand(b, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def factors(t, eyes=None):
+        col, row = t // GRID, t % GRID
+        ids = torch.arange(b) if eyes is None else torch.tensor(eyes)
+        x = patches[ids, row, col]
+        m = torch.full((len(ids),), float(t > 0), dtype=torch.float64)
+        gaze = torch.tensor([[row * STRIDE, col * STRIDE]]).expand(len(ids), 2)
+        g = Glimpse(t, 0.0, x, gaze, ids, torch.zeros(len(ids), dtype=torch.long), m, draws[ids],
+                    None if eyes is None else ids)
+        a = layer.potential(x)
+        return Factors(x, a, layer.output(a), m, g)
+
+    for t in range(rule.depth + 3):
+        rule.update(factors(t))
+    f = factors(rule.depth + 3, subset)
+    before = {name: value.clone() for name, value in rule.state().items()}
+    one, two = (rule.step(rule.weights(), rule.state(), f) for _ in range(2))
+    assert all(torch.equal(value, getattr(rule, name)) for name, value in before.items())
+
+    def same(p, q):
+        if isinstance(p, torch.Tensor):
+            return torch.equal(p, q)
+        if isinstance(p, (tuple, list)):
+            return len(p) == len(q) and all(same(a, c) for a, c in zip(p, q))
+        if isinstance(p, dict) or hasattr(p, "keys"):
+            return p.keys() == q.keys() and all(same(p[k], q[k]) for k in p)
+        return p == q
+
+    assert all(same(p, q) for p, q in zip(one, two))
+    assert float(one.loss) > 0 and one.diagnostics["hinges"] and len(one.writes) >= 6
+    rule.update(f)
+    written = (rule.depth + 3) % rule.depth
+    eyes = torch.arange(b) if subset is None else torch.tensor(subset)
+    assert torch.equal(rule.past_x[written, eyes], f.pre)
+    assert torch.equal(rule.seen[0], before["seen"][0].index_add(0, eyes, torch.ones_like(eyes)))

@@ -35,8 +35,9 @@ VARIANTS = {
 #: rules that still synchronise per event (the locations are in the xfail reason); strict: the mark must go
 #: once they are fixed
 KNOWN = {
-    "clapp": "agents/rules/clapp.py _slots (torch.tensor(python list, device=...)) and saccade_sim/policies.py cells "
-             "(Tensor.to(device)) per event: host-to-device copies from pageable memory, a stream sync on CUDA",
+    "clapp": "agents/rules/clapp.py step (each eye's fixation count and Glimpse.eyes read on the host: Tensor.cpu()) "
+             "and saccade_sim/gaze.py cells (Tensor.to(device)) per event: a device-to-host copy and a host-to-device "
+             "copy from pageable memory, each a stream sync on CUDA",
 }
 KNOWN["clapp_s"] = KNOWN["clapp"]
 #: closed-loop policies read each event's channels on the CPU, where the Eye draws gazes (one device-to-host copy

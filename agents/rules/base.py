@@ -3,9 +3,10 @@
 The engine hands a rule the four factors of an update (pre-synaptic input, post-synaptic activity, dendritic
 input, broadcast modulator: :class:`Factors`). A rule's math is one step, :meth:`Rule.step`: a function of the
 weights, the rule's named state, the factors and its options that returns a :class:`Step` (the changes dW by
-parameter name, the new state, the local loss); it writes nothing. :meth:`Rule.update` applies a step: each dW
-goes into ``param.grad`` as ``-dW`` (:func:`write_delta`, so that a stock ``torch.optim`` optimiser *descending*
-the gradient *adds* ``lr * dW``) and the new state replaces the old. A loss-form rule's dW is minus the gradient
+parameter name, the new state, the local loss, the rows to write into state buffers, its diagnostics); it writes
+nothing. :meth:`Rule.update` applies a step: each dW goes into ``param.grad`` as ``-dW`` (:func:`write_delta`,
+so that a stock ``torch.optim`` optimiser *descending* the gradient *adds* ``lr * dW``), the new state replaces
+the old, the rows are written (:class:`Write`) and the diagnostics are kept. A loss-form rule's dW is minus the gradient
 of its local loss w.r.t. this layer's own parameters only (:func:`loss_changes`). Inputs are detached: nothing
 crosses layers backwards. A rule written against the older contract may still override :meth:`update` and
 write ``.grad`` itself.
@@ -13,6 +14,7 @@ write ``.grad`` itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
 
 import torch
@@ -42,14 +44,29 @@ class Factors:
     dendritic_pre: dict[str, torch.Tensor] | None = None
 
 
+class Write(NamedTuple):
+    """Rows of a named state that :meth:`Rule.update` writes in place after a step: ``state[name][index] = value``,
+    or ``+= value`` where ``add`` (``index`` a tuple of index tensors, as :meth:`torch.Tensor.index_put_`)."""
+
+    name: str
+    index: tuple[torch.Tensor, ...]
+    value: torch.Tensor
+    add: bool = False
+
+
 class Step(NamedTuple):
     """One event of a rule: ``updates`` dW by parameter name (:meth:`Rule.weights`' names; a descending optimiser
-    adds lr dW), ``state`` the new value of each named state (:attr:`Rule.state_names`) the step changed, and the
-    local ``loss`` (a 0-d tensor, or None)."""
+    adds lr dW), ``state`` the new value of each named state (:attr:`Rule.state_names`) the step changed, the
+    local ``loss`` (a 0-d tensor, or None), ``writes`` the rows of named state (ring buffers) that the runtime
+    writes in place, in order, after replacing ``state`` (so a step stays pure without copying a whole buffer per
+    event), and ``diagnostics`` what the step measured for channels and monitors (kept as
+    :attr:`Rule.diagnostics` until the next step)."""
 
     updates: dict[str, torch.Tensor]
     state: dict[str, Any]
     loss: torch.Tensor | None
+    writes: tuple[Write, ...] = ()
+    diagnostics: Mapping[str, Any] = MappingProxyType({})
 
 
 #: the names of the layer's own parameters in :meth:`Rule.weights`
@@ -102,7 +119,9 @@ class Rule(nn.Module):
     #: with the rule's ``state_dict``
     state_names: ClassVar[tuple[str, ...]] = ()
     #: the named states whose dim 1 indexes the eyes (per-eye state such as CLAPP's contexts): a checkpoint stores
-    #: them per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state
+    #: them per eye shard, gathered from every rank, so each rank (on any layout) resumes with its own eyes' state.
+    #: With asynchronous eyes an event holds only some eyes (``Glimpse.eyes``): the step reads and advances the
+    #: state of those eyes only
     eye_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, layer: Layer, options: Any, index: int, n_layers: int) -> None:
@@ -112,6 +131,7 @@ class Rule(nn.Module):
         self.index = index
         self.n_layers = n_layers
         self.edges: dict = {}  #: source -> the DendriticEdge to this layer's dendrite (set by the agent)
+        self.diagnostics: dict[str, Any] = {}  #: the last step's (:attr:`Step.diagnostics`)
 
     @property
     def layer(self) -> Layer:
@@ -123,9 +143,10 @@ class Rule(nn.Module):
         ``Glimpse.draws`` (per-presentation randomness from the eye's seeded shard stream; default none)."""
         return 0
 
-    def bind(self, space: Any, draws: slice, shard_size: int) -> None:
+    def bind(self, space: Any, draws: slice, shard_size: int, batch: int = 0) -> None:
         """Called once before the first event with the modality's gaze space, this rule's columns of
-        ``Glimpse.draws`` and the eyes per logical shard (for rules that pair glimpses by gaze geometry)."""
+        ``Glimpse.draws``, the eyes per logical shard (for rules that pair glimpses by gaze geometry) and the eyes
+        of the batch (for per-eye state; 0: one shard)."""
 
     def weights(self) -> dict[str, torch.Tensor]:
         """What a step may change, by name: the layer's parameters (``layer.op.weight``, ``layer.op.bias``,
@@ -144,15 +165,23 @@ class Rule(nn.Module):
         raise NotImplementedError
 
     def update(self, f: Factors) -> torch.Tensor | None:
-        """Apply :meth:`step`: each dW into ``.grad`` as ``-dW``, the new state kept; returns the local loss."""
+        """Apply :meth:`step`: each dW into ``.grad`` as ``-dW``, the new state kept, its rows written, its
+        diagnostics kept; returns the local loss."""
         weights = self.weights()
         out = self.step(weights, self.state(), f)
         with torch.no_grad():
             for name, delta in out.updates.items():
                 write_delta(weights[name], delta)
-        for name, value in out.state.items():
-            setattr(self, name, value)
+            for name, value in out.state.items():
+                setattr(self, name, value)
+            for w in out.writes:
+                self.write(w)
+        self.diagnostics = dict(out.diagnostics)
         return out.loss
+
+    def write(self, w: Write) -> None:
+        """Write one of a step's rows into its named state, in place."""
+        getattr(self, w.name).index_put_(w.index, w.value, accumulate=w.add)
 
     def eye_loss(self) -> torch.Tensor | None:
         """[B]: each eye's part of the last event's local loss (the ``"<area>/loss"`` channel); None: no loss."""

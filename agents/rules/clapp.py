@@ -5,7 +5,9 @@ For one layer, ``z = mean_pos transmit(rho(W x))`` [C] is a glimpse's representa
 positions of what the layer transmits, after its pooling). A *pair* joins a target glimpse at grid
 point g with the same eye's earlier context glimpse at the point ``k`` lattice steps before g along the
 raster's axis (:meth:`GazeSpace.before`; for images: k rows above, same column), remembered from the last
-``window`` events, the eye having stayed on its stimulus in between (no broadcast modulator -1 or 0).
+``window`` fixations of that eye, the eye having stayed on its stimulus in between (no broadcast modulator -1
+or 0). Each eye has its own history: with asynchronous eyes an event holds some eyes of the batch
+(``Glimpse.eyes``), and only their histories advance, so an eye's pairs are those of its own fixation sequence.
 Pairs are defined by gaze geometry, not by event count: under any policy a target is paired with the
 remembered glimpses that sit k steps before it (under the raster: the glimpse k events earlier, and
 never one in another column).
@@ -14,14 +16,16 @@ Scores ``u1 = z^T P_k c`` (prediction of the target from the context; the refere
 P_k = W_k^T) and, for the learned retrograde path, ``u2 = c^T R_k z``. Each is trained with its own hinge
 ``max(0, margin - y u)``, ``y = +1`` for a positive pair and ``-1`` for a negative, and gate
 ``gamma = y [y u < margin]``. Negatives (``negatives``): ``"location"``: the context is scored against the
-target of a partner eye at the same grid point at the same event (one partner per eye, offset and hinge,
+partner eye's current glimpse when it is at the same grid point (one partner per eye, offset and hinge,
 drawn once per stimulus presentation within the eye's logical shard; it may be the eye itself, as in
-the reference); ``"jump"``: a pair whose eye jumped to another stimulus between context and target is a
+the reference): lockstep eyes, its glimpse of the same event; an asynchronous partner that is not in the event,
+its newest fixation (whose target term joins that glimpse's: applied now, or to its sum when deferred); ``"jump"``: a pair whose eye jumped to another stimulus between context and target is a
 negative (y = -1, the Eye's broadcast modulator). ``sampling = "either"``: per presentation and hinge,
 each eye contributes only its positive or only its negative pairs (50/50); ``"both"``: all.
 
 Every pair is weighted ``w = 1 / (N_k K n)`` (N_k grid points that have a k-context, K offsets, n eyes
-selected for that hinge and sign), so that the changes of the events of one raster pass sum to the
+of the event in the eye's logical shard selected for that hinge and sign; the event's sum is divided by the
+number of shards in the event), so that the changes of the events of one raster pass sum to the
 gradient of the reference loss ``sum_k mean_selected-eyes mean_positions hinge / K``. The updates
 (ascending, i.e. minus the loss gradient; e = d z / d a the post-synaptic factor, through the pool):
 
@@ -54,14 +58,14 @@ from saccade_sim.events import Glimpse
 from saccade_sim.gaze import GazeSpace
 from saccade_sim.registry import RULES
 
-from .base import BIAS, WEIGHT, Factors, Rule, Step
+from .base import BIAS, WEIGHT, Factors, Rule, Step, Write
 from .hebbian import correlation
 
 if TYPE_CHECKING:  # annotations only: a rule is given its layer, it does not build one
     from ..layers import Layer
 
 
-#: per-eye ring buffers (dim 1 = eyes) over the last ``window`` events
+#: per-eye ring buffers [depth, eyes, ...]: each eye's last ``window`` fixations
 HISTORY = ("past_x", "past_a", "past_z", "past_m", "past_cell", "past_d")
 
 
@@ -89,52 +93,53 @@ class PairSet(NamedTuple):
     weight: torch.Tensor
 
 
-def context_slots(past_cell: torch.Tensor, past_m: torch.Tensor, ages: torch.Tensor, cell: torch.Tensor,
-                  modulator: torch.Tensor, before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each offset k and eye b: the ring slot of the most recent remembered glimpse at grid point
+def context_slots(cells: torch.Tensor, mods: torch.Tensor, cell: torch.Tensor, modulator: torch.Tensor,
+                  before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each offset k and eye b: the age of the eye's most recent remembered glimpse at grid point
     ``before[k, cell_b]``, whether there is one, and whether the eye jumped (a modulator -1) after it.
 
-    ``past_cell``, ``past_m`` [D, B] by slot; ``ages`` [D] the slot of the event T-1-i at position i (only the
-    filled ones); ``cell`` and ``modulator`` [B] of event T; ``before`` [K, G + 1] (last column: off-grid).
-    Returns (slot [K, B] long, found [K, B] bool, jumped [K, B] bool); a pair whose events after the context
-    include a modulator 0 (no learning signal) is not found."""
+    ``cells``, ``mods`` [D, B]: the grid cell and modulator of each eye's own fixation T-1-i at row i (a slot
+    never written has cell -1); ``cell`` and ``modulator`` [B] of its fixation T; ``before`` [K, G + 1] (last
+    column: off-grid). Returns (age [K, B] long, found [K, B] bool, jumped [K, B] bool); a pair whose fixations
+    after the context include a modulator 0 (no learning signal) is not found."""
     want = before[:, cell]  # [K, B]
-    cells = past_cell[ages]  # [D, B], most recent first
     match = (cells[:, None, :] == want[None]) & (want >= 0)[None]  # [D, K, B]
     found = match.any(0)
     age = match.to(torch.uint8).argmax(0)  # the first (most recent) match
-    m = torch.cat([modulator[None], past_m[ages]])  # row j: event T-j
+    m = torch.cat([modulator[None], mods])  # row j: fixation T-j
     jumped = (m < 0).cumsum(0)[age, torch.arange(m.shape[1], device=m.device)]
     silent = (m == 0).cumsum(0)[age, torch.arange(m.shape[1], device=m.device)]
-    return ages[age], found & (silent == 0), jumped > 0
+    return age, found & (silent == 0), jumped > 0
 
 
-def make_pairs(found: torch.Tensor, jumped: torch.Tensor, cell: torch.Tensor, negatives: str, sampling: str,
-               partner: torch.Tensor | None, pick_positive: torch.Tensor | None, scale: torch.Tensor,
-               shard_size: int) -> PairSet:
-    """The pairs of one hinge (module docstring). ``found``, ``jumped`` [K, B]; ``partner`` [K, B] long (the
-    eye whose target is the negative, ``negatives = "location"``); ``pick_positive`` [B] bool (``sampling =
-    "either"``); ``scale`` [K] = N_k K. Weights are 1 / (N_k K n), n the eyes of the eye's logical shard
-    selected for that sign (the caller divides the sum by the number of shards: the mean over shards of each
-    shard's mean, so that ranks holding different shards average to the whole batch's; with one shard, the
-    reference's mean over the batch)."""
+def make_pairs(found: torch.Tensor, jumped: torch.Tensor, eyes: torch.Tensor, cell: torch.Tensor,
+               newest_cell: torch.Tensor, negatives: str, sampling: str, partner: torch.Tensor | None,
+               pick_positive: torch.Tensor | None, scale: torch.Tensor, shard: torch.Tensor) -> PairSet:
+    """The pairs of one hinge (module docstring) of the eyes ``eyes`` [B] (their indices in the batch) whose
+    current glimpses are at grid cells ``cell`` [B]. ``found``, ``jumped`` [K, B]; ``newest_cell`` [E] the cell
+    of every eye's newest glimpse (E the eyes of the batch); ``partner`` [K, B] long (the eye whose newest glimpse
+    is the negative target, ``negatives = "location"``); ``pick_positive`` [B] bool (``sampling = "either"``);
+    ``scale`` [K] = N_k K; ``shard`` [B] each eye's logical shard. Weights are 1 / (N_k K n), n the eyes of the
+    event in the eye's logical shard selected for that sign (the caller divides the sum by the number of shards:
+    the mean over shards of each reference's mean over the batch). Targets are indices into the batch."""
     k, b = found.shape
-    eyes = torch.arange(b, device=found.device).expand(k, b)
+    targets = eyes.expand(k, b)
     one = torch.ones_like(found, dtype=scale.dtype)
     if negatives == "jump":
         y = torch.where(jumped, -one, one) * found
-        targets, labels = eyes[None], y[None]
+        targets, labels = targets[None], y[None]
         chosen = torch.ones(1, b, dtype=torch.bool, device=found.device)
     else:
-        same_place = cell[partner] == cell
-        targets = torch.stack([eyes, partner])
+        same_place = newest_cell[partner] == cell
+        targets = torch.stack([targets, partner])
         labels = torch.stack([one * (found & ~jumped), -one * (found & ~jumped & same_place)])
         chosen = torch.ones(2, b, dtype=torch.bool, device=found.device)
         if sampling == "either":
             chosen = torch.stack([pick_positive, ~pick_positive])
     labels = labels * chosen[:, None, :]
-    n = chosen.view(len(chosen), b // shard_size, shard_size).sum(2).clamp_min(1).repeat_interleave(shard_size, 1)
-    weight = 1.0 / (scale[None, :, None] * n.to(scale.dtype)[:, None, :])  # n: [S, B]
+    same_shard = shard[:, None] == shard[None, :]  # [B, B]
+    n = (same_shard[None] & chosen[:, None, :]).sum(2).clamp_min(1)  # [S, B]
+    weight = 1.0 / (scale[None, :, None] * n.to(scale.dtype)[:, None, :])
     return PairSet(targets, labels, weight.expand_as(labels))
 
 
@@ -240,9 +245,9 @@ class Clapp(Rule):
     retrograde weights with their own hinge, partner-eye negatives at the same grid point, 50/50 updates."""
 
     Options = ClappOptions
-    #: the named state: the ring buffers of the last ``depth`` events (per eye) and the ring's newest slot and fill
-    state_names = HISTORY + ("head", "count")
-    eye_buffers = HISTORY
+    #: the named state: each eye's ring buffers of its last ``depth`` fixations and its fixations remembered
+    state_names = HISTORY + ("seen",)
+    eye_buffers = HISTORY + ("seen",)
     default_optimizer = "adam"  #: as the reference (Adam, lr 2e-4 per layer)
     default_lr = 2e-4  #: the reference's
 
@@ -258,21 +263,19 @@ class Clapp(Rule):
         bound = 1.0 / math.sqrt(n)
         self.pred = nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
         self.retro = None if options.retrograde == "transpose" else nn.Parameter(torch.empty(k, n, n).uniform_(-bound, bound))
-        for name in HISTORY:  # ring buffers of the last `window` events, allocated at the first event
+        for name in HISTORY:  # ring buffers [depth, eyes, ...], allocated at the first event
             self.register_buffer(name, torch.empty(0))
+        #: [1, eyes]: fixations remembered per eye (eye b's newest is in slot (seen_b - 1) % depth)
+        self.register_buffer("seen", torch.zeros(1, 0, dtype=torch.long))
         self.register_buffer("before", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("pair_scale", torch.empty(0), persistent=False)
-        self.head = -1  #: slot of the newest remembered event
-        self.count = 0  #: events remembered (at most ``depth``)
         self.draw_columns = slice(0, 0)
         self.shard_size = 0
-        self.last_prediction: torch.Tensor | None = None
-        self.last_hinges: tuple[torch.Tensor, ...] = ()  #: the last event's pair terms (:meth:`eye_loss`)
-        self.last_batch = 0
 
-    def bind(self, space: GazeSpace, draws: slice, shard_size: int) -> None:
+    def bind(self, space: GazeSpace, draws: slice, shard_size: int, batch: int = 0) -> None:
         """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
-        per-presentation draws and the eyes per logical shard (partners are drawn within a shard)."""
+        per-presentation draws, the eyes per logical shard (partners are drawn within a shard) and the eyes of
+        the batch (0: one shard)."""
         before = torch.stack([space.before(k) for k in self.options.offsets])  # [K, G]
         counts = (before >= 0).sum(1)
         if not bool((counts > 0).any()):
@@ -288,6 +291,7 @@ class Clapp(Rule):
         self.before = torch.cat([before, before.new_full((len(before), 1), -1)], 1).to(self.pred.device)
         self.space = GazeSpace(space.grid.to(self.pred.device), space.high)
         self.draw_columns, self.shard_size = draws, shard_size
+        self.seen = torch.zeros(1, batch or shard_size, dtype=torch.long, device=self.pred.device)
 
     @property
     def depth(self) -> int:
@@ -296,12 +300,6 @@ class Clapp(Rule):
     @property
     def deferred(self) -> bool:
         return self.options.timing == "deferred"
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"head": self.head, "count": self.count}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.head, self.count = state["head"], state["count"]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in HISTORY:  # the history's shape is only known once events have been seen
@@ -321,26 +319,26 @@ class Clapp(Rule):
     def reset(self) -> None:
         for name in HISTORY:
             setattr(self, name, torch.empty(0, device=self.pred.device))
-        self.head, self.count = -1, 0
+        self.seen = torch.zeros_like(self.seen)
 
     def dendritic_prediction(self) -> torch.Tensor | None:
         """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
-        return self.last_prediction
+        return self.diagnostics.get("prediction")
 
     def eye_loss(self) -> torch.Tensor:
         """[B]: each eye's part of the last event's loss, the hinge terms of the pairs whose context it holds,
         sum_{s,k} w max(0, margin - y u) / shards (summed over the eyes: the loss); zeros before any pair."""
-        if not self.last_hinges:
-            return torch.zeros(self.last_batch, device=self.pred.device)
-        return sum(h.sum((0, 1)) for h in self.last_hinges) / (self.last_batch // self.shard_size)
+        hinges = self.diagnostics.get("hinges")
+        if hinges is None:
+            return torch.zeros(self.diagnostics.get("batch", 0), device=self.pred.device)
+        return sum(h.sum((0, 1)) for h in hinges) / self.diagnostics["shards"]
 
-    def _draws(self, g: Glimpse) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    def _draws(self, g: Glimpse, eyes: torch.Tensor) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """Per hinge: partners [K, B] (eyes of the same shard) and the 50/50 picks [B] from the Eye's draws."""
         o, k = self.options, len(self.options.offsets)
         cols = g.draws[:, self.draw_columns] if g.draws is not None else None
         partners, picks, at = [], [], 0
-        b = g.stimulus.shape[0]
-        start = torch.arange(b, device=g.stimulus.device) // self.shard_size * self.shard_size
+        start = eyes // self.shard_size * self.shard_size
         for _ in range(o.hinges):
             partner = pick = None
             if o.negatives == "location":
@@ -354,55 +352,100 @@ class Clapp(Rule):
         return partners, picks
 
     def step(self, weights, state, f: Factors) -> Step:
-        """This event's dW, db, dP, dR from the current glimpses' z and the contexts remembered in ``state``
-        (module docstring), the history with this event written over its oldest slot, and the hinge loss
-        (the mean over the batch's logical shards). The ring buffers are written in place (and returned)."""
+        """This event's dW, db, dP, dR from the current glimpses' z and the contexts each eye of the event
+        remembers in ``state`` (module docstring), the new fixation counts, the hinge loss (the mean over the
+        event's logical shards), the rows to write (the context factors added to their glimpses' sums, each eye's
+        fixation over its oldest slot) and the diagnostics (each hinge's pair terms, the prediction). Pure: the
+        ring buffers are read, never written."""
         o, g = self.options, f.glimpse
         x = f.pre
-        self.last_batch = x.shape[0]
-        self.last_hinges = ()
+        eyes, on_host = present_eyes(g, x.shape[0], x.device)
+        seen = state["seen"][0, eyes]  # each eye's fixations remembered
+        seen_host = seen.cpu()
+        shards = int((on_host // self.shard_size).unique().numel())
+        diagnostics = {"batch": x.shape[0], "shards": shards}
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
         pred, retro = weights["pred"], weights.get("retro")
         with torch.no_grad():
-            if state["count"]:
-                ages = self._slots(state["head"], range(state["count"]))
+            if bool(seen_host.any()):
+                ages = (seen[None] - 1 - torch.arange(self.depth, device=x.device)[:, None]) % self.depth  # [D, B]
                 off_grid = self.before.shape[1] - 1
-                slot, found, jumped = context_slots(state["past_cell"], state["past_m"], ages,
-                                                    cell.masked_fill(cell < 0, off_grid), f.modulator, self.before)
-                eyes = torch.arange(x.shape[0], device=x.device)
+                age, found, jumped = context_slots(state["past_cell"][ages, eyes], state["past_m"][ages, eyes],
+                                                   cell.masked_fill(cell < 0, off_grid), f.modulator, self.before)
+                slot = ages.gather(0, age)  # [K, B]
                 c = state["past_z"][slot, eyes]  # [K, B, C]
-                sets = [make_pairs(found, jumped, cell, o.negatives, o.sampling, partner, pick, self.pair_scale,
-                                   self.shard_size)
-                        for partner, pick in zip(*self._draws(g))]
-                factors = clapp_factors(z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
-                self.last_hinges = factors.hinges
-                self.last_prediction = _apply(pred, c * (found & ~jumped)[..., None]).sum(0)
-            updates = self._changes(weights, state, x, e, factors, slot)
-            new_state = self._remember(state, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
-        loss = torch.zeros((), device=x.device) if factors is None else factors.loss / (x.shape[0] // self.shard_size)
-        return Step(updates, new_state, loss)
+                newest_z, newest_cell = self._newest(state, eyes, z, cell)
+                sets = [make_pairs(found, jumped, eyes, cell, newest_cell, o.negatives, o.sampling, partner, pick,
+                                   self.pair_scale, eyes // self.shard_size)
+                        for partner, pick in zip(*self._draws(g, eyes))]
+                factors = clapp_factors(newest_z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
+                diagnostics.update(hinges=factors.hinges,
+                                   prediction=_apply(pred, c * (found & ~jumped)[..., None]).sum(0))
+            updates, sums = self._changes(weights, state, x, e, factors, slot, eyes, seen, seen_host, shards)
+            new_state, rows = self._remember(state, eyes, seen, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+        loss = torch.zeros((), device=x.device) if factors is None else factors.loss / shards
+        return Step(updates, new_state, loss, sums + rows, diagnostics)
+
+    def _newest(self, state, eyes: torch.Tensor, z: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [E, C] and cell [E] of every eye's newest glimpse: this event's for the eyes in it, else the newest
+        remembered (cell -1: none)."""
+        if len(eyes) == state["seen"].shape[1]:  # every eye fixated
+            return z, cell
+        every = torch.arange(state["seen"].shape[1], device=z.device)
+        head = (state["seen"][0] - 1) % self.depth
+        newest_z, newest_cell = state["past_z"][head, every], state["past_cell"][head, every]
+        newest_z[eyes], newest_cell[eyes] = z, cell
+        return newest_z, newest_cell
 
     def _changes(self, weights, state, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None,
-                 slot: torch.Tensor | None) -> dict[str, torch.Tensor]:
+                 slot: torch.Tensor | None, eyes: torch.Tensor, seen: torch.Tensor, seen_host: torch.Tensor,
+                 shards: int) -> tuple[dict[str, torch.Tensor], tuple[Write, ...]]:
         """dW, db, dP, dR of this event: the target terms and (immediate) the contexts' terms, or (deferred) the
-        contexts' factors join their glimpses' sums and the glimpse leaving the window (the slot the current
-        event will take, once the history is full) is applied with its sum."""
-        eyes = torch.arange(x.shape[0], device=x.device)
-        xs, es, ds = [x], [e], [torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device) if f is None else f.target]
+        contexts' factors join their glimpses' sums (the rows returned to add) and the glimpses leaving their eyes'
+        windows (the slots this fixation will take, for the eyes whose histories are full) are applied with their
+        sums, this event's factors included. A location negative whose partner is not in the event targets the
+        partner's newest remembered glimpse."""
+        every = state["seen"].shape[1]
+        if f is None:
+            d = torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device)
+        else:
+            d = f.target if len(eyes) == every else f.target[eyes]
+        xs, es, ds = [x], [e], [d]
+        absent = None
+        if f is not None and len(eyes) < every and self.options.negatives == "location":
+            others = torch.ones(every, dtype=torch.bool)
+            others[eyes.cpu()] = False
+            absent = (others & (state["seen"][0].cpu() > 0)).nonzero()[:, 0].to(e.device)
+            head = (state["seen"][0, absent] - 1) % self.depth
+        sums: tuple[Write, ...] = ()
         if self.deferred:
             if f is not None:
-                state["past_d"].index_put_((slot, eyes.expand_as(slot)), f.context, accumulate=True)
-            if state["count"] == self.depth:
-                leaving = (state["head"] + 1) % self.depth
-                xs, es = xs + [state["past_x"][leaving]], es + [representation(self.layer, state["past_a"][leaving])[1]]
-                ds = ds + [state["past_d"][leaving]]
+                sums = (Write("past_d", (slot, eyes.expand_as(slot)), f.context, add=True),)
+                if absent is not None:
+                    sums += (Write("past_d", (head, absent), f.target[absent], add=True),)
+            full = seen_host >= self.depth
+            if bool(full.any()):
+                leaving = seen % self.depth
+                leaving_d = state["past_d"][leaving, eyes]
+                if f is not None:  # the context factors this event adds to the glimpses that leave now
+                    leaving_d = leaving_d + (f.context * (slot == leaving)[..., None]).sum(0)
+                leaving_eyes = eyes
+                if not bool(full.all()):
+                    keep = full.to(eyes.device)
+                    leaving_eyes, leaving, leaving_d = eyes[keep], leaving[keep], leaving_d[keep]
+                xs.append(state["past_x"][leaving, leaving_eyes])
+                es.append(representation(self.layer, state["past_a"][leaving, leaving_eyes])[1])
+                ds.append(leaving_d)
         elif f is not None:
             xs.append(state["past_x"][slot, eyes].flatten(0, 1))
             es.append(representation(self.layer, state["past_a"][slot, eyes].flatten(0, 1))[1])
             ds.append(f.context.flatten(0, 1))
-        shards = x.shape[0] // self.shard_size  # the mean over this batch's logical shards
+            if absent is not None:
+                xs.append(state["past_x"][head, absent])
+                es.append(representation(self.layer, state["past_a"][head, absent])[1])
+                ds.append(f.target[absent])
         d_w, d_b = dendritic_update(self.layer, torch.cat(xs), torch.cat(es), torch.cat(ds) / shards)
         pred, retro = weights["pred"], weights.get("retro")
         updates = {WEIGHT: self.layer.masked(d_w), "pred": torch.zeros_like(pred) if f is None else f.pred / shards}
@@ -410,24 +453,25 @@ class Clapp(Rule):
             updates[BIAS] = d_b
         if retro is not None:
             updates["retro"] = torch.zeros_like(retro) if f is None else f.retro / shards
-        return updates
+        return updates, sums
 
-    def _slots(self, head: int, ages) -> torch.Tensor:
-        """Ring-buffer slots of the events T-1-i, i in ``ages``, ``head`` the newest slot."""
-        return torch.tensor([(head - i) % self.depth for i in ages], device=self.pred.device)
-
-    def _remember(self, state, *now: torch.Tensor) -> dict[str, Any]:
-        """The history with this event (x, a, z, modulator, cell, an empty context-factor sum) written over its
-        oldest slot (in place; the first event allocates the rings)."""
-        head = (state["head"] + 1) % self.depth
-        new = {"head": head, "count": min(state["count"] + 1, self.depth)}
+    def _remember(self, state, eyes: torch.Tensor, seen: torch.Tensor,
+                  *now: torch.Tensor) -> tuple[dict[str, Any], tuple[Write, ...]]:
+        """The new fixation counts (and, at the first event, the empty rings) and the rows that write this
+        fixation (x, a, z, modulator, cell, an empty context-factor sum) over each event eye's oldest slot."""
+        slot = seen % self.depth
+        new = {"seen": state["seen"].index_add(1, eyes, torch.ones_like(seen)[None])}
         for name, t in zip(HISTORY, now):
-            past = state[name]
-            if past.numel() == 0:  # the first event gives the shapes
-                past = self._ring(t.shape, t.dtype)
-            past[head].copy_(t.detach())
-            new[name] = past
-        return new
+            if state[name].numel() == 0:  # the first event gives the shapes
+                new[name] = self._ring((state["seen"].shape[1], *t.shape[1:]), t.dtype)
+        return new, tuple(Write(name, (slot, eyes), t.detach()) for name, t in zip(HISTORY, now))
+
+
+def present_eyes(g: Glimpse, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices in the batch of the event's eyes (``Glimpse.eyes``; all when None), on ``device`` and on the host."""
+    if g.eyes is None:
+        return torch.arange(batch, device=device), torch.arange(batch)
+    return g.eyes, g.eyes.cpu()
 
 
 @dataclass

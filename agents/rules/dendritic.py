@@ -60,27 +60,22 @@ class UrbanczikSenn(Rule):
 
     Options = UrbanczikSennOptions
 
-    def __init__(self, layer, options: UrbanczikSennOptions, index: int, n_layers: int) -> None:
-        super().__init__(layer, options, index, n_layers)
-        self.last_error: torch.Tensor | None = None
-
     def step(self, weights, state, f: Factors) -> Step:
         """dW_e = 1/B sum_b e_b z_b^T per dendritic edge e (module docstring); dW = 0; no change before a dendrite
         has input."""
         with torch.no_grad():
             updates = {WEIGHT: torch.zeros_like(weights[WEIGHT])}
             if f.dendrite is None:
-                self.last_error = None
                 return Step(updates, {}, None)
             err = dendritic_error(f.a.detach(), f.dendrite, self.options)  # [B, C, ...]
-            self.last_error = err
             e = err.flatten(2).mean(2) if err.dim() > 2 else err  # [B, C]
             for source, z in f.dendritic_pre.items():
                 updates[f"edge.{source}.weight"] = e.t() @ z / len(z)
-            return Step(updates, {}, 0.5 * err.square().mean())
+            return Step(updates, {}, 0.5 * err.square().mean(), diagnostics={"error": err})
 
     def eye_loss(self) -> torch.Tensor | None:
         """[B]: 0.5 sum_{c,pos} (phi(u) - phi(v*))^2 / (B C P) per eye (summed over the eyes: the loss)."""
-        if self.last_error is None:
+        err = self.diagnostics.get("error")
+        if err is None:
             return None
-        return 0.5 * self.last_error.flatten(1).square().sum(1) / self.last_error.numel()
+        return 0.5 * err.flatten(1).square().sum(1) / err.numel()
