@@ -103,7 +103,7 @@ class Building:
         layer_rules = [cfg.rule_for_layer(i, len(self.layers)) for i in range(len(self.layers))]
         columns = np.cumsum([0] + [rule_cls.draws_needed(options) for _, options in layer_rules]).tolist()
         policy = POLICIES.get(cfg.eye.policy, "eye.policy")(cfg.policy)
-        check_asynchronous(cfg.eye.motor, cfg.record.monitors)
+        check_asynchronous(cfg.eye.motor, cfg.record.monitors, cfg.network.edges)
         eye_cls = Eye if cfg.eye.motor.timing == "lockstep" else AsynchronousEye
         self.eye = eye_cls(self.modality, self.eye_store, self.eye_labels, policy, cfg.eye, cfg.seed,
                            self.world.shards(cfg.eye.shards), draws=columns[-1])

@@ -118,11 +118,18 @@ class ScanpathTrace:
         self.last_gaze = {int(e): g.numpy().copy() for e, g in zip(state["last_eyes"], state["last_gaze"])}
 
 
-def check_asynchronous(motor: MotorConfig, monitors: Sequence, where: str = "eye.motor.timing") -> None:
-    """ConfigErrors for what asynchronous eyes cannot serve: monitors of per-eye quantities (their shape changes
-    from event to event)."""
+def check_asynchronous(motor: MotorConfig, monitors: Sequence, edges: Sequence = (),
+                       where: str = "eye.motor.timing") -> None:
+    """ConfigErrors for what asynchronous eyes cannot serve: monitors of per-eye quantities and top-down or lateral
+    edges (a dendrite holds the source's last output, whose eyes are another event's: both change shape from
+    event to event)."""
     if motor.timing == "lockstep":
         return
+    for i, edge in enumerate(edges):
+        if edge.kind != "feedforward":
+            raise ConfigError(f"network.edges[{i}]: a {edge.kind} edge delivers its source's output of an earlier "
+                              f"event, which held other eyes than the next one under asynchronous eyes ({where} = "
+                              f"{motor.timing!r}); use lockstep eyes with dendritic edges")
     for i, spec in enumerate(monitors):
         if spec.quantity not in ("weights", "loss"):
             raise ConfigError(f"record.monitors[{i}].quantity: {spec.quantity!r} has one row per eye of the event, "

@@ -115,5 +115,11 @@ def test_what_asynchronous_eyes_cannot_serve_is_a_config_error():
             "network": {"layers": [{"channels": 4}]}, "run": {"progress": False}}
     with pytest.raises(ConfigError, match="record.monitors"):
         Experiment({**base, "rule": {"name": "oja"}, "record": {"monitors": [{"target": "eye", "quantity": "gaze"}]}})
+    two = {**base, "rule": {"name": "oja"}, "network": {"layers": [{"channels": 4}, {"channels": 4}],
+                                                          "edges": [{"source": "layer2", "target": "layer1",
+                                                                     "kind": "topdown"}]}}
+    with pytest.raises(ConfigError, match=r"network.edges\[0\]: a topdown edge"):
+        Experiment(two)
+    Experiment({**two, "eye": {"motor": {"timing": "lockstep"}}})  # the same graph with lockstep eyes builds
     with pytest.raises(ConfigError, match="eye.motor.bin_ms"):
         resolve({"eye": {"motor": {"timing": "gamma", "bin_ms": 30.0}}})
