@@ -38,7 +38,7 @@ class GazeSpace:
         return torch.where(match.any(1), match.float().argmax(1), -1)
 
     def cells(self, gaze: torch.Tensor) -> torch.Tensor:
-        """[B] long: the grid index of each gaze [B, D] (-1 for a gaze off the grid)."""
-        grid = self.grid.to(gaze.device)
-        match = (gaze[:, None, :] == grid[None]).all(-1)  # [B, G]
+        """[B] long: the grid index of each gaze [B, D] (-1 for a gaze off the grid); ``gaze`` on the grid's device
+        (a rule keeps its space on its own device, so no event copies the grid)."""
+        match = (gaze[:, None, :] == self.grid[None]).all(-1)  # [B, G]
         return torch.where(match.any(1), match.float().argmax(1), -1)

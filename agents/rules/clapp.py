@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -271,6 +273,8 @@ class Clapp(Rule):
         self.register_buffer("pair_scale", torch.empty(0), persistent=False)
         self.draw_columns = slice(0, 0)
         self.shard_size = 0
+        #: the host's copy of recent ``seen`` tensors (a memo: the step that made them knew them on the host)
+        self._host_seen: deque[tuple[torch.Tensor, int, np.ndarray]] = deque(maxlen=2)
 
     def bind(self, space: GazeSpace, draws: slice, shard_size: int, batch: int = 0) -> None:
         """Take the grid's geometry (which point is k steps before which), this rule's columns of the Eye's
@@ -292,6 +296,7 @@ class Clapp(Rule):
         self.space = GazeSpace(space.grid.to(self.pred.device), space.high)
         self.draw_columns, self.shard_size = draws, shard_size
         self.seen = torch.zeros(1, batch or shard_size, dtype=torch.long, device=self.pred.device)
+        self._known_on_host(self.seen, np.zeros(self.seen.shape[1], dtype=np.int64))
 
     @property
     def depth(self) -> int:
@@ -320,6 +325,22 @@ class Clapp(Rule):
         for name in HISTORY:
             setattr(self, name, torch.empty(0, device=self.pred.device))
         self.seen = torch.zeros_like(self.seen)
+        self._known_on_host(self.seen, np.zeros(self.seen.shape[1], dtype=np.int64))
+
+    def _known_on_host(self, seen: torch.Tensor, counts: np.ndarray) -> None:
+        """Remember that the fixation counts ``seen`` [1, E] (a device tensor) hold ``counts`` [E]."""
+        self._host_seen.append((seen, seen._version, counts))
+
+    def seen_on_host(self, seen: torch.Tensor) -> np.ndarray:
+        """The fixation counts ``seen`` [1, E] as a host array [E]: known without reading the device when ``seen``
+        was made by :meth:`bind`, :meth:`reset` or a step; else (a loaded checkpoint, a module moved to another device)
+        read from the device once."""
+        for tensor, version, counts in self._host_seen:
+            if tensor is seen and version == seen._version:
+                return counts
+        counts = seen[0].cpu().numpy()
+        self._known_on_host(seen, counts)
+        return counts
 
     def dendritic_prediction(self) -> torch.Tensor | None:
         """sum_k P_k c_k [B, C]: the last event's prediction of each eye's target from its own found contexts."""
@@ -360,16 +381,16 @@ class Clapp(Rule):
         o, g = self.options, f.glimpse
         x = f.pre
         eyes, on_host = present_eyes(g, x.shape[0], x.device)
-        seen = state["seen"][0, eyes]  # each eye's fixations remembered
-        seen_host = seen.cpu()
-        shards = int((on_host // self.shard_size).unique().numel())
+        counts = self.seen_on_host(state["seen"])
+        seen, seen_host = state["seen"][0, eyes], counts[on_host]  # each eye's fixations remembered
+        shards = len(np.unique(on_host // self.shard_size))
         diagnostics = {"batch": x.shape[0], "shards": shards}
         z, e = representation(self.layer, f.a)
         cell = self.space.cells(g.gaze)
         factors = slot = None
         pred, retro = weights["pred"], weights.get("retro")
         with torch.no_grad():
-            if bool(seen_host.any()):
+            if seen_host.any():
                 ages = (seen[None] - 1 - torch.arange(self.depth, device=x.device)[:, None]) % self.depth  # [D, B]
                 off_grid = self.before.shape[1] - 1
                 age, found, jumped = context_slots(state["past_cell"][ages, eyes], state["past_m"][ages, eyes],
@@ -383,8 +404,9 @@ class Clapp(Rule):
                 factors = clapp_factors(newest_z, c, pred, retro, sets[0], sets[-1], o.retrograde, o.margin)
                 diagnostics.update(hinges=factors.hinges,
                                    prediction=_apply(pred, c * (found & ~jumped)[..., None]).sum(0))
-            updates, sums = self._changes(weights, state, x, e, factors, slot, eyes, seen, seen_host, shards)
+            updates, sums = self._changes(weights, state, x, e, factors, slot, eyes, seen, counts, on_host, shards)
             new_state, rows = self._remember(state, eyes, seen, x, f.a, z, f.modulator, cell, torch.zeros_like(z))
+        self._known_on_host(new_state["seen"], counts + np.bincount(on_host, minlength=len(counts)))
         loss = torch.zeros((), device=x.device) if factors is None else factors.loss / shards
         return Step(updates, new_state, loss, sums + rows, diagnostics)
 
@@ -400,13 +422,14 @@ class Clapp(Rule):
         return newest_z, newest_cell
 
     def _changes(self, weights, state, x: torch.Tensor, e: torch.Tensor, f: ClappFactors | None,
-                 slot: torch.Tensor | None, eyes: torch.Tensor, seen: torch.Tensor, seen_host: torch.Tensor,
-                 shards: int) -> tuple[dict[str, torch.Tensor], tuple[Write, ...]]:
+                 slot: torch.Tensor | None, eyes: torch.Tensor, seen: torch.Tensor, counts: np.ndarray,
+                 on_host: np.ndarray, shards: int) -> tuple[dict[str, torch.Tensor], tuple[Write, ...]]:
         """dW, db, dP, dR of this event: the target terms and (immediate) the contexts' terms, or (deferred) the
         contexts' factors join their glimpses' sums (the rows returned to add) and the glimpses leaving their eyes'
         windows (the slots this fixation will take, for the eyes whose histories are full) are applied with their
         sums, this event's factors included. A location negative whose partner is not in the event targets the
-        partner's newest remembered glimpse."""
+        partner's newest remembered glimpse. ``counts`` [E] every eye's fixations remembered and ``on_host`` the
+        event's eyes, on the host."""
         every = state["seen"].shape[1]
         if f is None:
             d = torch.zeros(e.shape[:2], dtype=e.dtype, device=e.device)
@@ -415,9 +438,9 @@ class Clapp(Rule):
         xs, es, ds = [x], [e], [d]
         absent = None
         if f is not None and len(eyes) < every and self.options.negatives == "location":
-            others = torch.ones(every, dtype=torch.bool)
-            others[eyes.cpu()] = False
-            absent = (others & (state["seen"][0].cpu() > 0)).nonzero()[:, 0].to(e.device)
+            others = np.ones(every, dtype=bool)
+            others[on_host] = False
+            absent = torch.from_numpy(np.flatnonzero(others & (counts > 0))).to(e.device)
             head = (state["seen"][0, absent] - 1) % self.depth
         sums: tuple[Write, ...] = ()
         if self.deferred:
@@ -425,15 +448,15 @@ class Clapp(Rule):
                 sums = (Write("past_d", (slot, eyes.expand_as(slot)), f.context, add=True),)
                 if absent is not None:
                     sums += (Write("past_d", (head, absent), f.target[absent], add=True),)
-            full = seen_host >= self.depth
-            if bool(full.any()):
+            full = counts[on_host] >= self.depth
+            if full.any():
                 leaving = seen % self.depth
                 leaving_d = state["past_d"][leaving, eyes]
                 if f is not None:  # the context factors this event adds to the glimpses that leave now
                     leaving_d = leaving_d + (f.context * (slot == leaving)[..., None]).sum(0)
                 leaving_eyes = eyes
-                if not bool(full.all()):
-                    keep = full.to(eyes.device)
+                if not full.all():
+                    keep = torch.from_numpy(full).to(eyes.device)
                     leaving_eyes, leaving, leaving_d = eyes[keep], leaving[keep], leaving_d[keep]
                 xs.append(state["past_x"][leaving, leaving_eyes])
                 es.append(representation(self.layer, state["past_a"][leaving, leaving_eyes])[1])
@@ -467,11 +490,12 @@ class Clapp(Rule):
         return new, tuple(Write(name, (slot, eyes), t.detach()) for name, t in zip(HISTORY, now))
 
 
-def present_eyes(g: Glimpse, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The indices in the batch of the event's eyes (``Glimpse.eyes``; all when None), on ``device`` and on the host."""
+def present_eyes(g: Glimpse, batch: int, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
+    """The indices in the batch of the event's eyes (``Glimpse.eyes``; all when None), on ``device`` and on the host
+    (lockstep eyes: known there; asynchronous eyes: ``Glimpse.eyes`` read from the device, a sync per event)."""
     if g.eyes is None:
-        return torch.arange(batch, device=device), torch.arange(batch)
-    return g.eyes, g.eyes.cpu()
+        return torch.arange(batch, device=device), np.arange(batch)
+    return g.eyes, g.eyes.cpu().numpy()
 
 
 @dataclass
