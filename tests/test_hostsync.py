@@ -1,6 +1,7 @@
 """No host-device synchronisation per event: ``Simulation.run`` of every registered rule, policy and modality
 under the sync detector (saccade_sim.hostsync) syncs only in the divergence check every ``run.check_every``
 events and copies to the device only once per block of eye draws; a planted sync is caught and located."""
+import copy
 import math
 import re
 
@@ -103,6 +104,23 @@ def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, poli
     assert d.count("copy", "eye: one asynchronous copy per block of draws") == per_block * math.ceil(EVENTS / BLOCK)
     assert all(torch.isfinite(a.layer.weight).all() for a in exp.agents)
     assert all(m.buffer.count > 0 for m in exp.monitors)
+
+
+def test_clapp_knows_its_fixation_counts_on_the_host_and_reads_them_once_after_a_load():
+    exp = experiment("image", "random", {}, "clapp", {})
+    exp.simulation.run(3)
+    rule = exp.agents[0].rule
+    saved = copy.deepcopy(rule.state_dict())
+    with detector(exp):  # strict: the steps made the counts, so no step reads them from the device
+        exp.simulation.run(2)
+    assert rule.seen_on_host(rule.seen).tolist() == rule.seen[0].tolist() == [5] * 6
+    rule.load_state_dict(saved)  # in place: the memo of the counts before no longer holds
+    with SyncDetector(strict=False) as d:
+        counts = rule.seen_on_host(rule.seen)
+        again = rule.seen_on_host(rule.seen)
+    assert counts.tolist() == again.tolist() == [3] * 6
+    assert [s.op for s in d.syncs] == ["Tensor.cpu", "Tensor.numpy"]  # one read (the second call: none)
+    assert all("in seen_on_host" in s.where for s in d.syncs)
 
 
 def plant_item(exp):

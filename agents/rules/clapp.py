@@ -377,7 +377,9 @@ class Clapp(Rule):
         remembers in ``state`` (module docstring), the new fixation counts, the hinge loss (the mean over the
         event's logical shards), the rows to write (the context factors added to their glimpses' sums, each eye's
         fixation over its oldest slot) and the diagnostics (each hinge's pair terms, the prediction). Pure: the
-        ring buffers are read, never written."""
+        ring buffers are read, never written (the new counts' host copy goes to a memo that changes no result). What
+        the host needs (any history yet, whose ring is full, the shards, the absent eyes) comes from the counts'
+        host copy (:meth:`seen_on_host`), not from the device."""
         o, g = self.options, f.glimpse
         x = f.pre
         eyes, on_host = present_eyes(g, x.shape[0], x.device)
