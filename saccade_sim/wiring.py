@@ -119,11 +119,6 @@ def feedforward(edges: Sequence[Edge], target: str) -> list[Edge]:
     return [e for e in edges if e.target == target and e.kind == "feedforward"]
 
 
-def dendritic(edges: Sequence[Edge], target: str) -> list[Edge]:
-    """The edges to ``target``'s dendrite, in configuration order."""
-    return [e for e in edges if e.target == target and e.kind != "feedforward"]
-
-
 def sinks(edges: Sequence[Edge], areas: Sequence[str]) -> list[str]:
     """The areas that feed no area (the chain: the last one), in the order of ``areas``."""
     fed = {e.source for e in edges if e.kind == "feedforward"}
