@@ -20,16 +20,19 @@ from .experiment import Experiment
 from .persistence import CHECKPOINT_FORMAT
 from .runfolder import CHECKPOINT, CONFIG, RESULTS, require_folder
 from .signals import RunSignals, SignalStop, name
+from .wiring import latency
 
 
 def check_checkpointable(exp: Experiment) -> None:
-    """Checkpoints are taken when no event is in flight; that needs the layers' summed conduction delays
-    to end before the next fixation, or the resumed clock would differ from an uninterrupted run's."""
+    """Checkpoints are taken when no event is in flight; that needs the network's conduction delays (its longest
+    feedforward path, :func:`saccade_sim.wiring.latency`) to end before the next fixation, or the resumed clock
+    would differ from an uninterrupted run's."""
     cfg = exp.config
-    total = sum(layer.spec.delay_ms for layer in exp.layers)
+    total = latency(exp.edges)
     if cfg.run.checkpoint_every and total >= cfg.eye.fixation_ms:
-        raise ConfigError(f"run.checkpoint_every: needs the layers' summed delay_ms ({total:g} ms) to be shorter "
-                          f"than eye.fixation_ms ({cfg.eye.fixation_ms:g} ms); set run.checkpoint_every = 0")
+        raise ConfigError(f"run.checkpoint_every: needs the network's summed delay_ms along its longest feedforward "
+                          f"path ({total:g} ms) to be shorter than eye.fixation_ms ({cfg.eye.fixation_ms:g} ms); set "
+                          "run.checkpoint_every = 0")
 
 
 def write_checkpoint(exp: Experiment, out: Path) -> None:

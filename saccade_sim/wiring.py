@@ -119,6 +119,17 @@ def feedforward(edges: Sequence[Edge], target: str) -> list[Edge]:
     return [e for e in edges if e.target == target and e.kind == "feedforward"]
 
 
+def latency(edges: Sequence[Edge]) -> float:
+    """The longest feedforward path's delay from the eye to any area, ms: arrival(t) = max over the edges s -> t of
+    arrival(s) + delay (the chain: the sum of the layers' delays). ``edges`` in the order
+    :func:`network_edges` gives (every source before its target)."""
+    arrival = {EYE: 0.0}
+    for e in edges:
+        if e.kind == "feedforward":
+            arrival[e.target] = max(arrival.get(e.target, 0.0), arrival[e.source] + e.delay_ms)
+    return max(arrival.values())
+
+
 def sinks(edges: Sequence[Edge], areas: Sequence[str]) -> list[str]:
     """The areas that feed no area (the chain: the last one), in the order of ``areas``."""
     fed = {e.source for e in edges if e.kind == "feedforward"}

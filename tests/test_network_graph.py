@@ -8,11 +8,12 @@ import torch
 from agents.layers import build_layers
 from conftest import data_path, run_and_resumed_run
 from saccade_sim.analysis.probe import grid_features
+from saccade_sim.checkpoint import check_checkpointable
 from saccade_sim.cli import main
 from saccade_sim.errors import ConfigError
 from saccade_sim.experiment import Experiment
 from saccade_sim.specs import LayerSpec
-from saccade_sim.wiring import Edge, cycle, sinks
+from saccade_sim.wiring import Edge, cycle, latency, sinks
 
 
 def ff(source: str, target: str, delay_ms: float = 0.0) -> dict:
@@ -145,3 +146,17 @@ def test_cycle_finds_the_loop_and_nothing_in_a_graph_without_one():
                   Edge("l3", "l1", "feedforward"))
     assert cycle([a, b, c, d]) == [b, c, d]
     assert cycle([a, b, c, Edge("l1", "l3", "feedforward")]) == []
+
+
+def test_the_latency_is_the_longest_feedforward_path_and_bounds_checkpoints():
+    chain = [Edge("eye", "l1", "feedforward", 30.0), Edge("l1", "l2", "feedforward", 20.0)]
+    assert latency(chain) == 50.0  # the chain: the sum of the layers' delays
+    skip = [Edge("eye", "l1", "feedforward", 0.0), Edge("l1", "l2", "feedforward", 10.0),
+            Edge("eye", "l2", "feedforward", 40.0), Edge("l2", "l1", "topdown", 99.0)]
+    assert latency(skip) == 40.0  # the skip edge is the slower path to l2; dendritic edges do not count
+    fixation = 200.0  # the default eye.fixation_ms
+    slow = [ff("eye", "layer1", 150.0), ff("layer1", "layer2", 60.0)]
+    with pytest.raises(ConfigError, match=r"run.checkpoint_every: .* \(210 ms\)"):
+        check_checkpointable(Experiment(config(slow, run={"events": 6, "checkpoint_every": 2, "progress": False})))
+    check_checkpointable(Experiment(config([ff("eye", "layer1", fixation / 2), ff("layer1", "layer2")],
+                                           run={"events": 6, "checkpoint_every": 2, "progress": False})))
