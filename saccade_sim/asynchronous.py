@@ -5,7 +5,12 @@ Per eye it keeps the fixation it will emit next (stimulus, gaze, view, draws, mo
 duration, the saccade before it); an event emits the eyes whose fixations end in its bin, as a Glimpse of
 those eyes only (``Glimpse.eyes``), and those eyes then draw their next fixation, after a closed-loop policy
 has observed the event (lazily, at :meth:`next_time`). Draws come from each logical shard's generator, the
-shard's eyes in order, exactly as many per eye and fixation whatever the other eyes do."""
+shard's eyes in order, exactly as many per eye and fixation whatever the other eyes do.
+
+The clock and the draws live on the host (CPU tensors, in a device run too: :func:`~saccade_sim.hostsync.host_side`);
+an event's rows reach the device in one copy of its integers and one of its floats (from pinned memory on a GPU,
+asynchronously). A closed-loop policy's choice, made on the device, comes back to the
+host clock: one wait per event, the price of eyes whose timing depends on where they look."""
 from __future__ import annotations
 
 import math
@@ -14,7 +19,13 @@ import torch
 
 from .events import Glimpse
 from .eye import Eye
+from .hostsync import deliberate, host_side
 from .oculomotor import ScanpathTrace, amplitude, gamma_draws, saccade_ms
+
+#: the deliberate sections of an asynchronous run (:mod:`saccade_sim.hostsync`)
+HOST_CLOCK = "asynchronous eyes: the host clock (host tensors in a device run too)"
+EVENT_COPY = "asynchronous eyes: one copy per event of the emitted eyes' integers, one of their floats"
+CLOSED_LOOP = "asynchronous eyes: a closed-loop policy's gazes go to the host clock"
 
 #: per-eye state saved in a checkpoint (besides the stream of each shard)
 EYE_STATE = ("stimulus", "view", "draws", "gaze", "count", "end", "fixation", "saccade", "micro", "modulator",
@@ -59,7 +70,11 @@ class AsynchronousEye(Eye):
                     self.view[own[fresh]] = self.modality.sample_view(k, gen)
                 if self.draws.shape[1]:
                     self.draws[own[fresh]] = torch.rand(k, self.draws.shape[1], generator=gen)
-            gaze = self.policy.sample(step, n, space, gen).clone()
+            if self.closed_loop is None:
+                gaze = self.policy.sample(step, n, space, gen).clone()
+            else:
+                with deliberate(CLOSED_LOOP):
+                    gaze = self.policy.sample(step, n, space, gen).cpu()
             old = self.gaze[own]
             if m.microsaccade_prob > 0:
                 micro = (torch.rand(n, generator=gen) < m.microsaccade_prob) & ~fresh
@@ -84,32 +99,42 @@ class AsynchronousEye(Eye):
 
     def next_time(self) -> float:
         """The end of the next non-empty time bin: ``(floor(min_b E_b / w) + 1) w`` ms."""
-        if self.pending.any():
-            self._advance(self.pending.nonzero()[:, 0])
-        w = self.motor.bin_ms
-        self._bin_end = (math.floor(float(self.end.min()) / w) + 1) * w
+        with host_side(HOST_CLOCK):
+            if self.pending.any():
+                self._advance(self.pending.nonzero()[:, 0])
+            w = self.motor.bin_ms
+            self._bin_end = (math.floor(float(self.end.min()) / w) + 1) * w
         return self._bin_end
 
     def next_glimpse(self, time: float) -> Glimpse:
         """The glimpses [n, ...] of the eyes whose fixations end in the bin :meth:`next_time` gave (``time``: the
         event's clock reading, that bin's end up to rounding)."""
-        eyes = (self.end < self.next_time()).nonzero()[:, 0]
-        dev = self.device
-        idx, gaze = self.stimulus[eyes].to(dev), self.gaze[eyes].to(dev)
+        end = self.next_time()
+        with host_side(HOST_CLOCK):
+            eyes = (self.end < end).nonzero()[:, 0]
+            ints = torch.cat([eyes[:, None], self.stimulus[eyes, None], self.gaze[eyes], self.view[eyes]], 1)
+            floats = torch.cat([self.modulator[eyes, None], self.draws[eyes]], 1)
+            if self.trace is not None:
+                self.trace.log(eyes.numpy(), self.stimulus[eyes].numpy(), self.gaze[eyes].numpy(),
+                               self.end[eyes].numpy(), self.fixation[eyes].numpy(), self.saccade[eyes].numpy(),
+                               self.micro[eyes].numpy())
+            self.pending[eyes] = True
+            eyes_host, modulator_host = eyes.numpy(), self.modulator[eyes].numpy()
+        with deliberate(EVENT_COPY):
+            if self.device.type == "cuda":
+                ints, floats = ints.pin_memory(), floats.pin_memory()
+            ints, floats = ints.to(self.device, non_blocking=True), floats.to(self.device, non_blocking=True)
+        d = self.gaze.shape[1]
+        idx, gaze = ints[:, 1], ints[:, 2:2 + d]
         self._last_stimulus = idx
-        self.last_view = self.view[eyes].to(dev) if self.view.shape[1] else None
+        self.last_view = ints[:, 2 + d:] if self.view.shape[1] else None
         data = self.modality.cut(self.store, idx, gaze, self.last_view)
         glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=self.labels[idx],
-                          modulator=self.modulator[eyes].to(dev),
-                          draws=self.draws[eyes].to(dev) if self.draws.shape[1] else None, eyes=eyes.to(dev))
-        if self.trace is not None:
-            self.trace.log(eyes.numpy(), self.stimulus[eyes].numpy(), self.gaze[eyes].numpy(),
-                           self.end[eyes].numpy(), self.fixation[eyes].numpy(), self.saccade[eyes].numpy(),
-                           self.micro[eyes].numpy())
+                          modulator=floats[:, 0], draws=floats[:, 1:] if self.draws.shape[1] else None,
+                          eyes=ints[:, 0], eyes_host=eyes_host, modulator_host=modulator_host)
         self.event += 1
         self.time = time
-        self.emitted += len(eyes)
-        self.pending[eyes] = True
+        self.emitted += len(eyes_host)
         return glimpse
 
     def state_dict(self) -> dict:

@@ -3,7 +3,8 @@
 ``"<area>/activity"``: what area ``<area>`` (a layer agent's name, ``layer1``, ...) transmitted at the last event,
 [B, ...]; ``"<area>/loss"``: its rule's local loss of that event per eye, [B] (only for rules that have one);
 ``"modulator"`` [B], ``"gaze"`` [B, D] and ``"stimulus"`` (the stimuli the eyes look at, [B, ...] of the store:
-[B, C, H, W] for images) of the last event.
+[B, C, H, W] for images) of the last event; ``"modulator_host"``: the modulator as the Eye drew it, on the host (a
+NumPy array [B]: which eyes start a presentation, known without reading the device).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Sequence
 from .errors import ConfigError
 
 AREA_QUANTITIES = ("activity", "loss")
-EYE_CHANNELS = ("modulator", "stimulus", "gaze")
+EYE_CHANNELS = ("modulator", "stimulus", "gaze", "modulator_host")
 
 
 def names(areas: Sequence[str]) -> list[str]:

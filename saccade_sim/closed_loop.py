@@ -2,8 +2,8 @@
 
 A closed-loop policy names the channels it reads in ``subscribes``; after each event the engine calls
 ``observe(channels, gaze)`` with the latest tensor of each (``"<area>/activity"`` [B, ...], ``"<area>/loss"``
-[B], ``"modulator"`` [B], ``"stimulus"`` [B, C, H, W] or [B, C, T, H, W], ``"gaze"`` [B, D]), before the
-Eye asks for the next gazes. Every policy here keeps, per eye and gaze-grid cell g,
+[B], ``"modulator"`` [B], ``"stimulus"`` [B, C, H, W] or [B, C, T, H, W], ``"gaze"`` [B, D],
+``"modulator_host"`` [B] on the host), before the Eye asks for the next gazes. Every policy here keeps, per eye and gaze-grid cell g,
 
     value[b, g]       what the source says about g (saliency, the remembered prediction error); NaN: not known
                       yet (a cell not fixated), taken as the mean of the eye's known values,
@@ -15,14 +15,19 @@ scaled to [0, 1] and u uniform (ties broken at random), or, with probability ``m
 would. The maps are cleared when an eye's stimulus changes (modulator != +1). The first fixation of a
 presentation (step 0 of the dwell) comes from ``mix_with``: the eye has not seen the stimulus yet.
 
-The Eye asks for the gazes of the eyes of the last event in batch order (one ``sample`` call per shard); a
-policy answers with the rows of its last observation in that order (``_rows``, ``_row``)."""
+The maps live on the device of the channels, so a run on a GPU never waits for the host: the random part of a
+fixation (the ``mix_with`` gazes, which eyes take them, the tie-break uniforms u) is drawn on the CPU from the
+shard's generator by :meth:`ClosedLoopPolicy.draw`, ahead, in the Eye's blocks of draws, and
+:meth:`ClosedLoopPolicy.gaze` makes the choice on the device once the event before has been observed. The
+asynchronous Eye, whose clock runs on the host, asks with :meth:`~ClosedLoopPolicy.sample` for the next eyes of
+the last observation in batch order (one call per shard) and takes the gazes to the host."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -57,6 +62,16 @@ def normalise(v: torch.Tensor) -> torch.Tensor:
     return torch.where(hi > lo, (v - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(v))
 
 
+class PolicyDraws(NamedTuple):
+    """A closed-loop policy's CPU draws for n eyes and one fixation: ``fallback`` [n, D] long (the ``mix_with``
+    policy's gazes), ``first`` [n] bool (take the fallback: a presentation's first fixation, or a ``mix`` draw),
+    ``noise`` [n, G] (the tie-break uniforms u; zeros, and nothing drawn, before the first observation)."""
+
+    fallback: torch.Tensor
+    first: torch.Tensor
+    noise: torch.Tensor
+
+
 class ClosedLoopPolicy(SaccadePolicy):
     """Base class: the per-eye value and inhibition maps over the gaze grid and the choice rule (module
     docstring). Subclasses set ``subscribes`` and implement :meth:`values` (this observation's value map)."""
@@ -67,75 +82,101 @@ class ClosedLoopPolicy(SaccadePolicy):
     def __init__(self, options=None) -> None:
         super().__init__(options or self.Options())
         self.base = RasterPolicy() if self.options.mix_with == "raster" else RandomPolicy(RandomOptions())
-        self.value: torch.Tensor | None = None  #: [B, G] on the CPU, one row per eye of the batch
+        self.value: torch.Tensor | None = None  #: [B, G] on the channels' device, one row per eye of the batch
         self.inhibition: torch.Tensor | None = None  #: [B, G]
         self.batch = 0
-        self._rows = torch.zeros(0, dtype=torch.long)  #: the eyes of the last observation, in order
+        self._rows: torch.Tensor | None = None  #: the eyes of the last observation, in order (None: all)
         self._row = 0
 
-    def values(self, channels: Mapping[str, torch.Tensor], cell: torch.Tensor, space: GazeSpace,
+    def values(self, channels: Mapping[str, torch.Tensor], hit: torch.Tensor, space: GazeSpace,
                old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        """The value map [n, G] of the n observed eyes after this observation (``cell`` [n] the fixated cells,
-        -1 off the grid; ``old`` their map before it, cleared (NaN) for the eyes on a new stimulus, ``fresh`` [n])."""
+        """The value map [n, G] of the n observed eyes after this observation (``hit`` [n, G] true at each eye's
+        fixated cell, none off the grid; ``old`` their map before it, cleared (NaN) for the eyes on a new
+        stimulus, ``fresh`` [n])."""
         raise NotImplementedError
 
-    def bind(self, space: GazeSpace, batch: int = 0) -> None:
-        """Called by the Eye with the modality's gaze space and its number of eyes before the first observation."""
-        self.space, self.batch = space, batch
+    def bind(self, space: GazeSpace, batch: int = 0, device: torch.device | str = "cpu") -> None:
+        """Called by the Eye with the modality's gaze space, its number of eyes and the device of its stimuli,
+        before the first observation; the policy keeps the grid there."""
+        self.space = GazeSpace(space.grid.to(device), space.high.to(device))
+        self.high = tuple(space.high.tolist())  #: the space's maxima on the host (glimpse boxes)
+        self.batch = batch
+
+    @property
+    def observed(self) -> bool:
+        """Whether the maps exist (an event has been observed): before that, every gaze is the fallback."""
+        return self.value is not None
 
     def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None:
         """Update the maps of the event's eyes (``channels["eyes"]`` [n] with asynchronous eyes; else all, in
-        order) from the latest channels and their gazes [n, D]."""
-        space = self.space
-        with deliberate("closed-loop policy: the Eye draws gazes on the CPU, so the event's channels go there"):
-            cpu = {k: v.detach().cpu() for k, v in channels.items()}
-            gaze = gaze.detach().cpu()
-        cell = space.cells(gaze)
-        eyes = cpu["eyes"] if "eyes" in cpu else torch.arange(len(gaze))
+        order) from the latest channels and their gazes [n, D], on their device: no value goes to the host."""
+        space, eyes = self.space, channels.get("eyes")
+        cell = space.cells(gaze.detach())
         if self.value is None:
-            b = max(self.batch, int(eyes.max()) + 1)
-            self.value, self.inhibition = torch.full((b, space.size), math.nan), torch.zeros(b, space.size)
-        fresh = (cpu["modulator"] != 1)[:, None]
-        old = self.value[eyes].masked_fill(fresh, math.nan)
-        inhibition = self.inhibition[eyes].masked_fill(fresh, 0.0) * self.options.ior_decay
-        on_grid = cell >= 0
-        inhibition[on_grid.nonzero()[:, 0], cell[on_grid]] = 1.0
-        self.value[eyes], self.inhibition[eyes] = self.values(cpu, cell, space, old, fresh[:, 0]), inhibition
+            b = self.batch or len(gaze)
+            self.value = torch.full((b, space.size), math.nan, device=cell.device)
+            self.inhibition = torch.zeros(b, space.size, device=cell.device)
+        rows = slice(None) if eyes is None else eyes
+        fresh = (channels["modulator"] != 1)[:, None]
+        old = self.value[rows].masked_fill(fresh, math.nan)
+        hit = (cell[:, None] == torch.arange(space.size, device=cell.device)) & (cell >= 0)[:, None]
+        inhibition = (self.inhibition[rows].masked_fill(fresh, 0.0) * self.options.ior_decay).masked_fill(hit, 1.0)
+        detached = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in channels.items()}
+        self.value[rows], self.inhibition[rows] = self.values(detached, hit, space, old, fresh[:, 0]), inhibition
         self._rows, self._row = eyes, 0
 
-    def choose(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """[n] grid cells for eyes ``rows``: argmax of value - ior_weight * inhibition, ties broken by the generator."""
+    def draw(self, step, batch: int, space: GazeSpace, generator: torch.Generator, observed: bool) -> PolicyDraws:
+        """This fixation's CPU draws for ``batch`` eyes at dwell ``step`` (an int, or [batch] per eye), made from
+        ``generator`` in a fixed order: the fallback gazes, then (once ``observed``) u, then the mix draws."""
+        fallback = self.base.sample(step, batch, space, generator)
+        first = (torch.as_tensor(step) == 0).expand(batch)
+        if not observed:
+            return PolicyDraws(fallback, torch.ones(batch, dtype=torch.bool), torch.zeros(batch, space.size))
+        noise = torch.rand(batch, space.size, generator=generator)
+        if self.options.mix > 0:
+            first = first | (torch.rand(batch, generator=generator) < self.options.mix)
+        return PolicyDraws(fallback, first, noise)
+
+    def gaze(self, draws: tuple[torch.Tensor, ...], rows: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """The gazes [n, D] of eyes ``rows`` (draws on the maps' device): the fallback where ``first``, else the
+        grid point ``argmax_g normalise(v)[g] - ior_weight * inhibition[g] + 1e-6 u[g]`` (v: the value row, its
+        unknown cells at the row's known mean)."""
+        fallback, first, noise = draws
+        if self.value is None:
+            return fallback
         value = self.value[rows]
         known = ~value.isnan()
         mean = value.nan_to_num(0.0).sum(1, keepdim=True) / known.sum(1, keepdim=True).clamp_min(1)
         score = normalise(torch.where(known, value, mean)) - self.options.ior_weight * self.inhibition[rows]
-        return (score + 1e-6 * torch.rand(score.shape, generator=generator)).argmax(1)
+        chosen = self.space.grid[(score + 1e-6 * noise).argmax(1)]
+        return torch.where(first.view(-1, 1), fallback, chosen)
 
     def sample(self, step, batch, space, generator):
-        fallback = self.base.sample(step, batch, space, generator)
+        """``batch`` gazes for the next eyes of the last observation in batch order (one call per shard), on the
+        maps' device."""
+        draws = self.draw(step, batch, space, generator, self.observed)
         if self.value is None:
-            return fallback
-        rows = self._rows[self._row:self._row + batch]
-        self._row = (self._row + batch) % max(len(self._rows), 1)
-        gaze = space.grid[self.choose(rows, generator)]
-        first = torch.as_tensor(step) == 0  # a presentation's first fixation (one step, or one per eye)
-        if self.options.mix > 0:
-            first = first | (torch.rand(batch, generator=generator) < self.options.mix)
-        return torch.where(first.view(-1, 1), fallback, gaze)
+            return draws.fallback
+        device = self.value.device
+        order = torch.arange(len(self.value), device=device) if self._rows is None else self._rows
+        rows, self._row = order[self._row:self._row + batch], (self._row + batch) % len(order)
+        return self.gaze(PolicyDraws(*(t.to(device) for t in draws)), rows)
 
     def state_dict(self) -> dict:
         return {"value": self.value, "inhibition": self.inhibition, "rows": self._rows, "row": self._row}
 
     def load_state_dict(self, state: dict) -> None:
-        self.value, self.inhibition = state["value"], state["inhibition"]
-        self._rows, self._row = state["rows"], state["row"]
+        device = self.space.grid.device
+        self.value, self.inhibition, self._rows = (None if t is None else t.to(device)
+                                                   for t in (state["value"], state["inhibition"], state["rows"]))
+        self._row = state["row"]
 
 
 @POLICIES.register("ior")
 class InhibitionOfReturnPolicy(ClosedLoopPolicy):
     """Inhibition of return alone: fixate a cell not visited recently (ties at random)."""
 
-    def values(self, channels, cell, space, old, fresh):
+    def values(self, channels, hit, space, old, fresh):
         return old
 
 
@@ -197,13 +238,19 @@ def stimulus_saliency(stimulus: torch.Tensor) -> torch.Tensor:
     return (frames + flick) / 2
 
 
-def cell_means(saliency: torch.Tensor, space: GazeSpace) -> torch.Tensor:
-    """[N, G]: the mean of ``saliency`` [N, *S] over each grid point's glimpse box (its extent: S - high)."""
-    d = space.grid.shape[1]
-    box = [int(s - h) for s, h in zip(saliency.shape[-d:], space.high.tolist())]
+def cell_means(saliency: torch.Tensor, grid: torch.Tensor, high: Sequence[int]) -> torch.Tensor:
+    """[N, G]: the mean of ``saliency`` [N, *S] over each point of ``grid`` [G, D]'s glimpse box (its extent:
+    S - ``high``, the gaze space's inclusive maxima as host ints)."""
+    d = grid.shape[1]
+    box = [int(s - h) for s, h in zip(saliency.shape[-d:], high)]
     pool = F.avg_pool2d if d == 2 else F.avg_pool3d
     means = pool(saliency[:, None], box, stride=1)[:, 0]  # [N, *(high + 1)]
-    return means[(slice(None), *space.grid.t())]
+    return means[(slice(None), *grid.t())]
+
+
+#: the deliberate copy of the saliency policy (:mod:`saccade_sim.hostsync`), at the events where some eyes start a
+#: presentation and others do not
+SALIENCY_COPY = "saliency policy: the eyes that start a presentation, known on the host, to the device"
 
 
 @dataclass
@@ -224,27 +271,40 @@ class SaliencyPolicy(ClosedLoopPolicy):
 
     @property
     def subscribes(self) -> tuple[str, ...]:
-        return (self.options.source, "modulator")
+        host = ("modulator_host",) if self.options.source == "stimulus" else ()  # whose presentation starts
+        return (self.options.source, "modulator", *host)
 
-    def values(self, channels, cell, space, old, fresh):
-        if self.options.source == "stimulus":  # a presentation's saliency is computed once, at its first event
-            new = old.clone()
-            if fresh.any():
-                new[fresh] = cell_means(stimulus_saliency(channels["stimulus"][fresh].float()), space)
-            return new
+    def values(self, channels, hit, space, old, fresh):
+        if self.options.source == "stimulus":  # a presentation's saliency, computed at its first event
+            return self._presentation_saliency(channels, old, fresh)
         # an area's activity [B, C, h, w] at the fixated cell: its centre-surround contrast, remembered per cell
         a = channels[self.options.source].float()
         contrast = a.flatten(2).std(2).mean(1) if a.dim() > 2 else a.std(1)
-        return remember(old, cell, contrast)
+        return remember(old, hit, contrast)
 
 
-def remember(old: torch.Tensor, cell: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """The map ``old`` [B, G] (NaN: not visited) with each eye's fixated cell set to its ``score`` [B]; NaN
-    scores and off-grid cells leave it as it was."""
-    new = old.clone()
-    ok = (cell >= 0) & ~score.isnan()
-    new[ok.nonzero()[:, 0], cell[ok]] = score[ok].to(new.dtype)
-    return new
+    def _presentation_saliency(self, channels, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        """``old`` with the rows of the eyes that start a presentation set to their stimulus's cell saliencies: of
+        those eyes only, where the Eye says on the host which they are (``"modulator_host"``), else of every eye."""
+        stimulus, starts = channels["stimulus"], channels.get("modulator_host")
+        if starts is None:
+            return torch.where(fresh[:, None], self._saliency(stimulus), old)
+        rows = np.flatnonzero(starts != 1)
+        if len(rows) in (0, len(starts)):
+            return old if not len(rows) else self._saliency(stimulus)
+        with deliberate(SALIENCY_COPY):
+            index = torch.from_numpy(rows)
+            index = (index.pin_memory() if old.is_cuda else index).to(old.device, non_blocking=True)
+        return old.index_copy(0, index, self._saliency(stimulus.index_select(0, index)).to(old.dtype))
+
+    def _saliency(self, stimulus: torch.Tensor) -> torch.Tensor:
+        return cell_means(stimulus_saliency(stimulus.float()), self.space.grid, self.high)
+
+
+def remember(old: torch.Tensor, hit: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """The map ``old`` [B, G] (NaN: not visited) with each eye's fixated cell (``hit`` [B, G]) set to its
+    ``score`` [B]; NaN scores and off-grid gazes (no hit) leave it as it was."""
+    return torch.where(hit & ~score.isnan()[:, None], score[:, None].to(old.dtype), old)
 
 
 @dataclass
@@ -262,7 +322,8 @@ class SurpriseOptions(ClosedLoopOptions):
 class SurprisePolicy(ClosedLoopPolicy):
     """Look where the layer's prediction error was largest: each eye remembers the error it met at each cell
     of its stimulus (cells not visited yet count as the mean), with IOR. The error is the area's local loss per
-    eye (``Rule.eye_loss``; CLAPP: the hinge terms of the pairs whose context the eye holds, 0 where it has none)."""
+    eye (``Rule.eye_loss``; CLAPP: the hinge terms of the pairs whose context the eye holds, 0 where it has none); a
+    rule without one (Oja) leaves the map empty, so the policy is inhibition of return alone."""
 
     Options = SurpriseOptions
 
@@ -270,6 +331,7 @@ class SurprisePolicy(ClosedLoopPolicy):
     def subscribes(self) -> tuple[str, ...]:
         return (self.options.channel, "modulator")
 
-    def values(self, channels, cell, space, old, fresh):
-        return remember(old, cell, channels[self.options.channel].float())
+    def values(self, channels, hit, space, old, fresh):
+        error = channels.get(self.options.channel)  # absent: the area's rule has no per-eye loss (yet)
+        return old if error is None else remember(old, hit, error.float())
 

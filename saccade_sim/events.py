@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import simpy
 import torch
 
@@ -29,6 +30,10 @@ class Glimpse:
     modulator: torch.Tensor
     draws: torch.Tensor | None = None
     eyes: torch.Tensor | None = None  #: [B] which eyes of the batch fixated (asynchronous eyes); None: all, in order
+    #: the same indices on the host (the asynchronous eye's clock runs there), for the code that needs them there
+    eyes_host: np.ndarray | None = None
+    #: the modulator on the host, where the Eye drew it (which eyes start a presentation, without a device read)
+    modulator_host: np.ndarray | None = None
 
     def with_data(self, data: torch.Tensor) -> "Glimpse":
         return replace(self, data=data)

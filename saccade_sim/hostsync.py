@@ -8,7 +8,8 @@ data to the device (``torch.tensor(data, device=d)``, ``t.to(d)``) makes the hos
 drained, and with a small network the device then idles between events.
 
 Library code marks each deliberate sync or copy with :func:`deliberate` (the divergence check every
-``run.check_every`` events; the eye's one copy per block of draws). :class:`SyncDetector` is a torch function
+``run.check_every`` events; the eye's one copy per block of draws), and code that only touches host-resident
+tensors with :func:`host_side` (the asynchronous eye's clock). :class:`SyncDetector` is a torch function
 and dispatch mode that records every such operation with the line of code that caused it and, when ``strict``,
 raises :class:`HostSyncError` at the first one outside a deliberate section. It works on CPU, where every
 tensor is a host tensor: it judges the operation (what would synchronise on a device), not where the data
@@ -28,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 _SECTIONS: list[str] = []  #: the deliberate sections now open (innermost last)
+_HOST_SIDE: list[str] = []  #: the host-side sections now open
 _ACTIVE: list["SyncDetector"] = []  #: detectors now entered
 
 aten = torch.ops.aten
@@ -63,6 +65,18 @@ def deliberate(what: str) -> Iterator[None]:
         yield
     finally:
         _SECTIONS.pop()
+
+
+@contextmanager
+def host_side(what: str) -> Iterator[None]:
+    """Mark code that works only on tensors that live on the host in a device run too (``what`` says which: the
+    asynchronous eye's clock, the Eye's host copy of its draws). Nothing in it can wait for the device, so a
+    detector records nothing there (on a CPU it could not tell these tensors from would-be device ones)."""
+    _HOST_SIDE.append(what)
+    try:
+        yield
+    finally:
+        _HOST_SIDE.pop()
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,8 @@ class SyncDetector:
         return any(h.untyped_storage().data_ptr() == ptr for h in self.host_tensors())
 
     def record(self, kind: str, op: str) -> None:
+        if _HOST_SIDE:
+            return
         section = _SECTIONS[-1] if _SECTIONS else None
         sync = Sync(kind, op, _caller(), section)
         self.syncs.append(sync)

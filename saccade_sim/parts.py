@@ -39,6 +39,22 @@ class GazePolicy(Protocol):
     def observe(self, channels: Mapping[str, torch.Tensor], gaze: torch.Tensor) -> None: ...
 
 
+class ClosedLoopGazePolicy(GazePolicy, Protocol):
+    """A policy that subscribes to channels (:class:`saccade_sim.closed_loop.ClosedLoopPolicy`): its random draws
+    are made on the CPU ahead (``draw``: a tuple of tensors, each [batch, ...]), its choice on the device from
+    them once the event before has been observed (``gaze``)."""
+
+    @property
+    def observed(self) -> bool: ...
+
+    def bind(self, space: GazeSpace, batch: int, device: torch.device) -> None: ...
+
+    def draw(self, step: int | torch.Tensor, batch: int, space: GazeSpace, generator: torch.Generator,
+             observed: bool) -> tuple[torch.Tensor, ...]: ...
+
+    def gaze(self, draws: tuple[torch.Tensor, ...]) -> torch.Tensor: ...
+
+
 class Area(Protocol):
     """A layer agent as the simulation drives it (:class:`agents.agent.LayerAgent`): one event in (the ``join`` of
     its feedforward inputs where it has several), one out."""

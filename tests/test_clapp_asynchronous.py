@@ -38,7 +38,7 @@ def glimpse_of(patches, eyes, fixations, draws, index):
     m = torch.tensor([f[2] for f in fixations], dtype=torch.float64)
     ids = torch.tensor(eyes)
     return x, Glimpse(index, float(index), x, gaze, ids, torch.zeros(len(eyes), dtype=torch.long), m,
-                      draws[ids] if draws is not None else None, ids)
+                      draws[ids] if draws is not None else None, ids, ids.numpy())
 
 
 def changes(rule, layer, x, g):

@@ -36,7 +36,7 @@ def test_cell_means_are_box_means_of_the_map():
     s = torch.rand(2, 32, 32)
     expected = torch.stack([torch.stack([s[b, y:y + 8, x:x + 8].mean() for y, x in SPACE.grid.tolist()])
                             for b in range(2)])
-    assert torch.allclose(cell_means(s, SPACE), expected, atol=1e-6)
+    assert torch.allclose(cell_means(s, SPACE.grid, SPACE.high.tolist()), expected, atol=1e-6)
 
 
 def test_a_single_bright_spot_is_fixated_first_then_not_revisited_at_once():
@@ -46,7 +46,7 @@ def test_a_single_bright_spot_is_fixated_first_then_not_revisited_at_once():
     stimulus = spot_image(21, 5)
     observe(policy, {"stimulus": stimulus}, SPACE.grid[:1], 0.0)  # the first fixation (top-left), a new stimulus
     first = policy.sample(1, 1, SPACE, gen)[0]
-    scores = cell_means(saliency_map(stimulus), SPACE)[0]
+    scores = cell_means(saliency_map(stimulus), SPACE.grid, SPACE.high.tolist())[0]
     assert torch.equal(first, SPACE.grid[scores.argmax()]) and covers(first, 22, 6)
     observe(policy, {"stimulus": stimulus}, first[None])  # it looked there: inhibition of return
     second = policy.sample(2, 1, SPACE, gen)[0]
@@ -127,3 +127,25 @@ def test_closed_loop_gazes_in_the_engine_read_the_network():
         exp.simulate()
         traces.append(torch.stack(gazes))
     assert not torch.equal(traces[0], traces[1])
+
+
+@pytest.mark.parametrize("policy, extra", [("saliency", {"mix": 0.3}), ("ior", {"mix_with": "raster", "mix": 0.5})])
+def test_closed_loop_gazes_do_not_depend_on_the_block_of_draws(policy, extra):
+    """The random part of a closed-loop fixation is drawn ahead in the Eye's blocks, the choice made at the event:
+    one event per block and the default block give the same gazes and weights."""
+    from saccade_sim.experiment import Experiment
+
+    runs = []
+    for block in (1, 0):
+        cfg = clapp_cfg(policy, 30)
+        cfg["eye"].update(extra, jump_prob=0.2)
+        exp = Experiment(cfg)
+        if block:
+            exp.eye.block_events = block
+        gazes = []
+        exp.every(1, lambda g: gazes.append(g.gaze.clone()), channel=0)
+        exp.simulate()
+        runs.append((torch.stack(gazes), [a.layer.weight.detach().clone() for a in exp.agents], exp.eye.block_events))
+    (g1, w1, b1), (g2, w2, b2) = runs
+    assert b1 == 1 and b2 > 30  # the default block holds the whole run
+    assert torch.equal(g1, g2) and all(torch.equal(p, q) for p, q in zip(w1, w2))

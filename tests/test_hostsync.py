@@ -1,6 +1,7 @@
 """No host-device synchronisation per event: ``Simulation.run`` of every registered rule, policy and modality
 under the sync detector (saccade_sim.hostsync) syncs only in the divergence check every ``run.check_every``
-events and copies to the device only once per block of eye draws; a planted sync is caught and located."""
+events and copies to the device only once per block of eye draws (asynchronous eyes: once per event); a
+planted sync is caught and located."""
 import copy
 import math
 import re
@@ -10,8 +11,10 @@ import torch
 
 import saccade_sim.plugins  # noqa: F401  (registers the built-in plugins)
 from conftest import data_path
+from saccade_sim.asynchronous import CLOSED_LOOP, EVENT_COPY
+from saccade_sim.closed_loop import SALIENCY_COPY
 from saccade_sim.experiment import Experiment
-from saccade_sim.hostsync import HostSyncError, SyncDetector, deliberate, optimizer_host_tensors
+from saccade_sim.hostsync import HostSyncError, SyncDetector, deliberate, host_side, optimizer_host_tensors
 from saccade_sim.registry import MODALITIES, POLICIES, RULES
 
 EVENTS, CHECK_EVERY, BLOCK = 23, 5, 4
@@ -32,15 +35,13 @@ VARIANTS = {
     "oja": [{}, {"competition": "kwta", "k": 2, "threshold_rate": 0.01}, {"competition": "soft", "anti_hebbian": True},
             {"form": "loss"}],
     "clapp": [{}, {"negatives": "jump", "sampling": "both"}, {"timing": "immediate", "retrograde": "shared_gate"}],
+    "saliency": [{}, {"source": "layer1/activity", "mix": 0.3, "mix_with": "raster"}],
 }
 #: rules and policies that still synchronise per event (the locations are in the xfail reason); strict: the mark
 #: must go once they are fixed
-KNOWN = {}
-#: closed-loop policies read each event's channels on the CPU, where the Eye draws gazes (one device-to-host copy
-#: per event by design), and update their maps there with boolean masks (flagged: the detector judges the op)
-for closed_loop in ("ior", "saliency", "surprise"):
-    KNOWN[closed_loop] = ("saccade_sim/closed_loop.py observe: the channels copied to the CPU per event, then "
-                          "nonzero and boolean-mask indexing of the maps")
+KNOWN: dict[str, str] = {}
+#: the rule a policy runs with (default oja): one with a per-eye loss for the policy that reads it
+POLICY_RULE = {"surprise": "clapp"}
 
 
 def variants(name: str) -> list[dict]:
@@ -57,7 +58,7 @@ def cases() -> list:
     for policy in POLICIES.names():
         for options in variants(policy):
             marks = [pytest.mark.xfail(reason=KNOWN[policy], raises=HostSyncError, strict=True)] if policy in KNOWN else []
-            out.append(pytest.param("image", policy, options, "oja", {}, None, marks=marks,
+            out.append(pytest.param("image", policy, options, POLICY_RULE.get(policy, "oja"), {}, None, marks=marks,
                                     id=f"policy-{policy}{options or ''}"))
     for modality in MODALITIES.names():
         out.append(pytest.param(modality, "random", {"free": True}, "oja", {}, None, id=f"modality-{modality}"))
@@ -96,14 +97,36 @@ def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, poli
     exp = experiment(modality, policy, policy_options, rule, rule_options, monitors)
     with detector(exp) as d:  # strict: raises at the first sync outside a deliberate section
         assert exp.simulation.run(EVENTS) == EVENTS
-    assert d.sections == {"divergence check every run.check_every events": EVENTS // CHECK_EVERY,
-                          "eye: one asynchronous copy per block of draws": math.ceil(EVENTS / BLOCK)}
+    sections = dict(d.sections)
+    if policy == "saliency" and policy_options.get("source", "stimulus") == "stimulus":  # where some eyes jump
+        assert 0 < sections.pop(SALIENCY_COPY) == d.count("copy", SALIENCY_COPY) < EVENTS
+    assert sections == {"divergence check every run.check_every events": EVENTS // CHECK_EVERY,
+                        "eye: one asynchronous copy per block of draws": math.ceil(EVENTS / BLOCK)}
     check = "divergence check every run.check_every events"
     assert d.count("sync", check) == len(exp.agents) * (EVENTS // CHECK_EVERY)  # one read per layer and check
-    per_block = 2 if exp.eye.draws.shape[1] else 1  # the packed draws; the rules' uniform draws where they need some
+    # the packed draws; the floats where there are some (the rules' uniform draws, a closed-loop policy's noise)
+    per_block = 2 if exp.eye.draws.shape[1] or exp.eye.closed_loop else 1
     assert d.count("copy", "eye: one asynchronous copy per block of draws") == per_block * math.ceil(EVENTS / BLOCK)
     assert all(torch.isfinite(a.layer.weight).all() for a in exp.agents)
     assert all(m.buffer.count > 0 for m in exp.monitors)
+
+
+@pytest.mark.parametrize("rule, rule_options, policy", [("oja", {}, "random"), ("clapp", {}, "random"),
+                                                         ("clapp", {"timing": "immediate"}, "random"),
+                                                         ("clapp", {}, "surprise")])
+def test_asynchronous_eyes_sync_only_at_their_checks_and_copy_once_per_event(rule, rule_options, policy):
+    """Gamma-timed eyes: the clock runs on the host (``host_side``); an event's rows go to the device in one copy of integers and
+    one of floats; CLAPP's partial events (absent partners, rings full for some eyes) need no host index sets; a
+    closed-loop policy's gazes come back to the host clock (the one wait per event that such eyes imply)."""
+    exp = experiment("image", policy, {"motor": {"timing": "gamma"}}, rule, rule_options)
+    with detector(exp) as d:
+        assert exp.simulation.run(EVENTS) == EVENTS
+    check = "divergence check every run.check_every events"
+    assert set(d.sections) <= {check, EVENT_COPY, CLOSED_LOOP}
+    assert d.sections[EVENT_COPY] == EVENTS and d.count("copy", EVENT_COPY) == 2 * EVENTS
+    assert d.count("sync", check) == len(exp.agents) * (EVENTS // CHECK_EVERY)
+    assert (d.sections.get(CLOSED_LOOP, 0) > 0) == (policy == "surprise")
+    assert exp.eye.emitted > EVENTS and all(torch.isfinite(a.layer.weight).all() for a in exp.agents)
 
 
 def test_clapp_knows_its_fixation_counts_on_the_host_and_reads_them_once_after_a_load():
@@ -164,6 +187,8 @@ def test_the_detector_records_without_raising_and_exempts_host_side_counters():
         float(x.sum()), step.item(), x.tolist(), x[x > 1], torch.nonzero(x), x.to("cpu"), x.to(torch.float64)
         with deliberate("here"):
             bool(x[0])
+        with host_side("a host clock"):  # host-resident by design: nothing recorded
+            x.tolist(), x[x > 1], float(x.max())
     assert [(s.kind, s.section) for s in d.syncs] == [("sync", None), ("sync", None), ("sync", None), ("sync", None),
                                                       ("copy", None), ("sync", "here")]
     assert d.sections == {"here": 1} and all("test_hostsync.py" in s.where for s in d.syncs)

@@ -440,37 +440,37 @@ class Clapp(Rule):
         xs, es, ds = [x], [e], [d]
         absent = None
         if f is not None and len(eyes) < every and self.options.negatives == "location":
-            others = np.ones(every, dtype=bool)
-            others[on_host] = False
-            absent = torch.from_numpy(np.flatnonzero(others & (counts > 0))).to(e.device)
-            head = (state["seen"][0, absent] - 1) % self.depth
+            # the eyes not in the event with a remembered glimpse, as a mask over every eye (on the device: no
+            # index set to build on the host and copy); the others' rows enter with the factor 0
+            remembered = state["seen"][0]
+            absent = (remembered > 0).index_fill(0, eyes, False)
+            head, everyone = (remembered - 1) % self.depth, torch.arange(every, device=e.device)
+            absent_d = f.target * absent[:, None].to(f.target.dtype)
         sums: tuple[Write, ...] = ()
         if self.deferred:
             if f is not None:
                 sums = (Write("past_d", (slot, eyes.expand_as(slot)), f.context, add=True),)
                 if absent is not None:
-                    sums += (Write("past_d", (head, absent), f.target[absent], add=True),)
+                    sums += (Write("past_d", (head, everyone), absent_d, add=True),)
             full = counts[on_host] >= self.depth
             if full.any():
                 leaving = seen % self.depth
                 leaving_d = state["past_d"][leaving, eyes]
                 if f is not None:  # the context factors this event adds to the glimpses that leave now
                     leaving_d = leaving_d + (f.context * (slot == leaving)[..., None]).sum(0)
-                leaving_eyes = eyes
-                if not full.all():
-                    keep = torch.from_numpy(full).to(eyes.device)
-                    leaving_eyes, leaving, leaving_d = eyes[keep], leaving[keep], leaving_d[keep]
-                xs.append(state["past_x"][leaving, leaving_eyes])
-                es.append(representation(self.layer, state["past_a"][leaving, leaving_eyes])[1])
+                if not full.all():  # only the eyes whose histories are full lose a glimpse (a mask: no index)
+                    leaving_d = leaving_d * (seen >= self.depth)[:, None].to(leaving_d.dtype)
+                xs.append(state["past_x"][leaving, eyes])
+                es.append(representation(self.layer, state["past_a"][leaving, eyes])[1])
                 ds.append(leaving_d)
         elif f is not None:
             xs.append(state["past_x"][slot, eyes].flatten(0, 1))
             es.append(representation(self.layer, state["past_a"][slot, eyes].flatten(0, 1))[1])
             ds.append(f.context.flatten(0, 1))
             if absent is not None:
-                xs.append(state["past_x"][head, absent])
-                es.append(representation(self.layer, state["past_a"][head, absent])[1])
-                ds.append(f.target[absent])
+                xs.append(state["past_x"][head, everyone])
+                es.append(representation(self.layer, state["past_a"][head, everyone])[1])
+                ds.append(absent_d)
         d_w, d_b = dendritic_update(self.layer, torch.cat(xs), torch.cat(es), torch.cat(ds) / shards)
         pred, retro = weights["pred"], weights.get("retro")
         updates = {WEIGHT: self.layer.masked(d_w), "pred": torch.zeros_like(pred) if f is None else f.pred / shards}
@@ -494,10 +494,11 @@ class Clapp(Rule):
 
 def present_eyes(g: Glimpse, batch: int, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
     """The indices in the batch of the event's eyes (``Glimpse.eyes``; all when None), on ``device`` and on the host
-    (lockstep eyes: known there; asynchronous eyes: ``Glimpse.eyes`` read from the device, a sync per event)."""
+    (lockstep eyes: known there; asynchronous eyes: ``Glimpse.eyes_host``, the eye's own copy, or, for a Glimpse
+    made without it, ``Glimpse.eyes`` read from the device: a sync)."""
     if g.eyes is None:
         return torch.arange(batch, device=device), np.arange(batch)
-    return g.eyes, g.eyes.cpu().numpy()
+    return g.eyes, g.eyes.cpu().numpy() if g.eyes_host is None else g.eyes_host
 
 
 @dataclass
