@@ -3,7 +3,8 @@
 A closed-loop policy names the channels it reads in ``subscribes``; after each event the engine calls
 ``observe(channels, gaze)`` with the latest tensor of each (``"<area>/activity"`` [B, ...], ``"<area>/loss"``
 [B], ``"modulator"`` [B], ``"stimulus"`` [B, C, H, W] or [B, C, T, H, W], ``"gaze"`` [B, D],
-``"modulator_host"`` [B] on the host), before the Eye asks for the next gazes. Every policy here keeps, per eye and gaze-grid cell g,
+``"modulator_host"`` [B] on the host), before the Eye asks for the next gazes. Every policy here keeps, per
+eye and gaze-grid cell g,
 
     value[b, g]       what the source says about g (saliency, the remembered prediction error); NaN: not known
                       yet (a cell not fixated), taken as the mean of the eye's known values,

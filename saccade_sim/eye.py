@@ -6,10 +6,10 @@ stimulus stream, so what shard s sees does not depend on which process runs it: 
 each rank a contiguous range of shards (:mod:`saccade_sim.distributed`).
 
 The draws (stimuli, jumps, gazes, modulators; a closed-loop policy's random part) are made on the CPU, from CPU
-generators, so that CPU and GPU runs draw the same; they are made ahead, a block of ``block_events`` events at a time, and reach the device
-as one copy per block (from pinned memory, asynchronously), so that an event costs no host-to-device copy:
-it only selects its row of the block, lets a closed-loop policy choose its gazes on the device from that row
-and its maps, and cuts its glimpses from the stimulus store on the device. Inside a
+generators, so that CPU and GPU runs draw the same; they are made ahead, a block of ``block_events`` events at
+a time, and reach the device as one copy per block (from pinned memory, asynchronously), so that an event costs
+no host-to-device copy: it only selects its row of the block, lets a closed-loop policy choose its gazes on the
+device from that row and its maps, and cuts its glimpses from the stimulus store on the device. Inside a
 block the draws are made event after event by the same code as one event at a time, so the stream does not
 depend on the block length, and :meth:`Eye.state_dict` (replaying the draws of the current block up to the
 current event) is the state one event at a time would have had.

@@ -115,9 +115,10 @@ def test_a_run_syncs_only_at_its_checks_and_copies_once_per_block(modality, poli
                                                          ("clapp", {"timing": "immediate"}, "random"),
                                                          ("clapp", {}, "surprise")])
 def test_asynchronous_eyes_sync_only_at_their_checks_and_copy_once_per_event(rule, rule_options, policy):
-    """Gamma-timed eyes: the clock runs on the host (``host_side``); an event's rows go to the device in one copy of integers and
-    one of floats; CLAPP's partial events (absent partners, rings full for some eyes) need no host index sets; a
-    closed-loop policy's gazes come back to the host clock (the one wait per event that such eyes imply)."""
+    """Gamma-timed eyes: the clock runs on the host (``host_side``); an event's rows go to the device in one copy
+    of integers and one of floats; CLAPP's partial events (absent partners, rings full for some eyes) need no
+    host index sets; a closed-loop policy's gazes come back to the host clock (the one wait per event that such
+    eyes imply)."""
     exp = experiment("image", policy, {"motor": {"timing": "gamma"}}, rule, rule_options)
     with detector(exp) as d:
         assert exp.simulation.run(EVENTS) == EVENTS
