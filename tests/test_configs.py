@@ -52,7 +52,8 @@ def test_full_config_is_the_gpu_variant(name):
     cfg = load(ROOT / "configs" / f"{name}.toml")
     cpu = load(ROOT / "configs" / f"{name.removesuffix('_full')}.toml")
     assert cfg.device == "cuda" and cfg.data.source == "tv:CIFAR10"
-    assert cfg.run.events >= 10 * cpu.run.events and cfg.probe.train == 0
+    # the released protocol presents more images than the CPU scaling (softhebb: 1 epoch of 50,000 against 4 of 5,000)
+    assert cfg.run.events * cfg.eye.batch > 2 * cpu.run.events * cpu.eye.batch and cfg.probe.train == 0
     assert cfg.rule.name == cpu.rule.name and cfg.rule_options == cpu.rule_options
 
 
