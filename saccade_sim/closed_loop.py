@@ -283,7 +283,6 @@ class SaliencyPolicy(ClosedLoopPolicy):
         contrast = a.flatten(2).std(2).mean(1) if a.dim() > 2 else a.std(1)
         return remember(old, hit, contrast)
 
-
     def _presentation_saliency(self, channels, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
         """``old`` with the rows of the eyes that start a presentation set to their stimulus's cell saliencies: of
         those eyes only, where the Eye says on the host which they are (``"modulator_host"``), else of every eye."""

@@ -142,8 +142,8 @@ class Eye:
             block_events = 1
         per_event = self.batch * (1 + (modality.space.size if self.closed_loop else 0))
         self.block_events = block_events or max(1, min(MAX_BLOCK_EVENTS, BLOCK_DRAWS // per_event))
-        if self.closed_loop is not None:
-            self.closed_loop.bind(modality.space, self.batch, self.device)
+        if hasattr(policy, "bind"):  # any policy that keeps state per eye (the closed-loop ones: on the device)
+            policy.bind(modality.space, self.batch, self.device)
         self.last_view: torch.Tensor | None = None  #: the presentation views [B, V] of the last event (None: no views)
         self.trace = None  #: a :class:`~saccade_sim.oculomotor.ScanpathTrace` logging every fixation (record.scanpath)
         self._block: Block | None = None
@@ -236,7 +236,7 @@ class Eye:
         row = self._block_rows[i]
         glimpse = Glimpse(index=self.event, time=time, data=data, gaze=gaze, stimulus=idx, label=block.label[i],
                           modulator=block.modulator[i], draws=None if block.draws is None else block.draws[i],
-                          modulator_host=row[:, 1 + gaze.shape[1]].astype(np.float32))
+                          modulator_host=row[:, 1 + gaze.shape[1]])
         if self.trace is not None:
             self._log(row, gaze, time)
         self.event += 1
