@@ -23,10 +23,14 @@ def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, weigh
 
 
 def schedule_factor(event: int, kind: str, warmup: int, horizon: int, min_factor: float, step_every: int,
-                    gamma: float) -> float:
-    """The learning-rate factor after ``event`` optimiser steps: linear warm-up ``(e + 1) / warmup`` while
-    e < warmup, then with t = e - warmup, T = max(horizon - warmup, 1): ``constant`` 1, ``cosine``
+                    gamma: float, hold: int = 0) -> float:
+    """The learning-rate factor after ``event`` optimiser steps: 0 while e < hold; then with e' = e - hold,
+    linear warm-up ``(e' + 1) / warmup`` while e' < warmup, then with t = e' - warmup,
+    T = max(horizon - hold - warmup, 1): ``constant`` 1, ``cosine``
     ``min_factor + (1 - min_factor) (1 + cos(pi min(t, T) / T)) / 2``, ``step`` ``gamma ** (t // step_every)``."""
+    if event < hold:
+        return 0.0
+    event, horizon = event - hold, horizon - hold
     if event < warmup:
         return (event + 1) / warmup
     t = event - warmup
@@ -41,7 +45,7 @@ def schedule_factor(event: int, kind: str, warmup: int, horizon: int, min_factor
 def make_scheduler(optimizer: torch.optim.Optimizer, spec: Any, horizon: int) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-event ``LambdaLR`` of :func:`schedule_factor` for the schedule table ``spec`` (``[rule.schedule]``);
     ``horizon`` is used where ``spec.horizon`` is 0."""
-    args = (spec.kind, spec.warmup, spec.horizon or horizon, spec.min_factor, spec.step_every, spec.gamma)
+    args = (spec.kind, spec.warmup, spec.horizon or horizon, spec.min_factor, spec.step_every, spec.gamma, spec.hold)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(_factor, args=args))
 
 

@@ -7,17 +7,25 @@ phases wrapped: each phase's peak resident memory is read from ``VmHWM`` in ``/p
 being reset (``/proc/self/clear_refs``) as the phase starts, so nested phases (the probe's feature pass and
 ridge fits inside the probe) report their own peaks and still count in their parent's. Resident memory is what
 the machine must have; it includes what the allocator keeps after a free, and the touched pages of torch's
-libraries (file-backed, shared between processes: "file after", against the anonymous memory "anon after"). Memory does not grow with the
+libraries (file-backed, shared between processes: "file after", against the anonymous memory "anon after").
+"tensors after" is what the job itself still holds as the phase ends: the storages of every live tensor and
+numpy array (each counted once), so the rest of "anon after" is the interpreter, torch's own state and freed
+memory the allocator has kept. Memory does not grow with the
 run's length (benchmarks/scaling.py), so a short run (``--events``) has the full run's peak. Linux only.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import importlib
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from common import arguments, parse, table, write_json
 
@@ -41,6 +49,23 @@ def status_mb(key: str) -> float:
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def live_tensor_mb() -> float:
+    """MB held by the storages of every live tensor and base numpy array, each storage counted once."""
+    storages: dict[int, int] = {}
+    with warnings.catch_warnings():  # isinstance on deprecated torch aliases warns
+        warnings.simplefilter("ignore")
+        objects = gc.get_objects()
+        tensors = [o for o in objects if isinstance(o, (torch.Tensor, np.ndarray))]
+    del objects
+    for obj in tensors:
+        if isinstance(obj, torch.Tensor) and obj.layout == torch.strided and not obj.is_meta:
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(obj, np.ndarray) and obj.base is None:
+            storages[obj.ctypes.data] = obj.nbytes
+    return sum(storages.values()) / 2**20
 
 
 def reset_peak() -> None:
@@ -71,6 +96,8 @@ class Tracer:
         entry["RSS after MB"] = status_mb("VmRSS")
         entry["anon after MB"] = status_mb("RssAnon")
         entry["file after MB"] = status_mb("RssFile")
+        entry["tensors after MB"] = round(live_tensor_mb(), 1)
+        reset_peak()  # the inventory's own list counts in no phase: the open phases' peaks are folded in above
 
     def wrap(self, owner: Any, attr: str, name: str) -> None:
         if isinstance(owner, type):  # the raw attribute (a classmethod stays one), inherited ones too
@@ -128,7 +155,8 @@ def main() -> None:
     print(f"saccade_sim from {Path(saccade_sim.__file__).parent}")
     print(f"resident memory: {start_mb:.0f} MB after importing torch, {imported_mb:.0f} MB after saccade_sim too "
           f"({status_mb('RssFile'):.0f} MB of it now file-backed: mapped library code, shared and reclaimable)")
-    print(table(rows, ["phase", "calls", "peak MB", "RSS after MB", "anon after MB", "file after MB"]))
+    print(table(rows, ["phase", "calls", "peak MB", "RSS after MB", "anon after MB", "file after MB",
+                       "tensors after MB"]))
     probe = results["probe"]
     print(f"peak of the process: {total:.0f} MB; probe: input {probe['baselines']['input']:.4f}, layers "
           f"{probe['layers']}, random {probe['baselines']['random']}")

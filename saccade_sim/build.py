@@ -117,7 +117,7 @@ class Building:
             params = list(layer.parameters()) + list(rule.parameters()) + [e.weight for e in dendrites]
             opt = make_optimizer(params, settings.optimizer, settings.lr, settings.weight_decay)
             scheduler = None
-            if settings.schedule.kind != "constant" or settings.schedule.warmup:
+            if settings.schedule.kind != "constant" or settings.schedule.warmup or settings.schedule.hold:
                 scheduler = make_scheduler(opt, settings.schedule, cfg.run.events // settings.update_every)
             sync = distributed.make_sync(params, cfg.distributed, self.world,
                                          [layer.transmit_mean] if layer.spec.center else [])

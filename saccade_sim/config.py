@@ -44,12 +44,15 @@ class NetworkConfig:
 @dataclass
 class ScheduleConfig:
     """The learning rate over optimiser steps e (``[rule.schedule]``; one per event unless ``rule.update_every``),
-    as a factor of ``rule.lr``:
-    linear warm-up ``(e + 1) / warmup`` for e < ``warmup``, then with t = e - warmup, T = horizon - warmup:
+    as a factor of ``rule.lr``: 0 for e < ``hold``; then with e' = e - hold, linear warm-up ``(e' + 1) / warmup``
+    for e' < ``warmup``, then with t = e' - warmup, T = horizon - hold - warmup:
     ``constant`` 1; ``cosine`` ``min_factor + (1 - min_factor) (1 + cos(pi min(t, T) / T)) / 2``;
     ``step`` ``gamma ** (t // step_every)``."""
 
     kind: str = "constant"  #: "constant", "cosine" or "step"
+    #: first steps at lr 0: the weights keep still while the rest of the rule (e.g. adaptive thresholds) runs
+    #: (Miconi's notebook: 201 batches); an adaptive optimiser's moments still accumulate
+    hold: int = 0
     warmup: int = 0  #: steps of linear warm-up from lr / warmup to lr
     horizon: int = 0  #: cosine: steps until the floor is reached (0 = run.events / update_every at the run's start)
     min_factor: float = 0.0  #: cosine: the floor, as a fraction of lr
@@ -58,7 +61,7 @@ class ScheduleConfig:
 
     def validate(self, path: str) -> None:
         _choice(self.kind, ("constant", "cosine", "step"), f"{path}.kind")
-        for key in ("warmup", "horizon"):
+        for key in ("hold", "warmup", "horizon"):
             check_positive(getattr(self, key), f"{path}.{key}", allow_zero=True)
         check_positive(self.step_every, f"{path}.step_every")
         if not 0.0 <= self.min_factor <= 1.0:

@@ -13,14 +13,17 @@ from conftest import data_path, run_and_resumed_run
 SCHEDULE = dict(warmup=0, horizon=100, min_factor=0.0, step_every=10, gamma=0.5)
 
 
-def expected(event: int, kind: str, warmup: int = 0, horizon: int = 100, floor: float = 0.0) -> float:
-    """An independent statement of the schedules: warm-up ramps linearly to 1 over ``warmup`` steps; cosine
-    then falls to ``floor`` at ``horizon`` and stays there; step halves every 10 steps."""
-    if event < warmup:
-        return (event + 1) / warmup
-    t = event - warmup
+def expected(event: int, kind: str, warmup: int = 0, horizon: int = 100, floor: float = 0.0, hold: int = 0) -> float:
+    """An independent statement of the schedules: nothing for ``hold`` steps, then warm-up ramps linearly to 1
+    over ``warmup`` steps; cosine then falls to ``floor`` at ``horizon`` (counted from step 0) and stays there;
+    step halves every 10 steps."""
+    if event < hold:
+        return 0.0
+    if event < hold + warmup:
+        return (event - hold + 1) / warmup
+    t = event - hold - warmup
     if kind == "cosine":
-        progress = min(t / (horizon - warmup), 1.0)
+        progress = min(t / (horizon - hold - warmup), 1.0)
         return floor + (1 - floor) * (math.cos(math.pi * progress) + 1) / 2
     if kind == "step":
         return 0.5 ** math.floor(t / 10)
@@ -29,11 +32,31 @@ def expected(event: int, kind: str, warmup: int = 0, horizon: int = 100, floor: 
 
 @pytest.mark.parametrize("kind", ["constant", "cosine", "step"])
 @pytest.mark.parametrize("warmup", [0, 5])
-def test_schedule_factor_matches_its_equation(kind, warmup):
-    for event in [0, 1, 4, 5, 6, 30, 50, 99, 100, 150]:
-        got = schedule_factor(event, kind, **{**SCHEDULE, "warmup": warmup, "min_factor": 0.1 if kind == "cosine" else 0.0})
-        want = expected(event, kind, warmup, floor=0.1 if kind == "cosine" else 0.0)
+@pytest.mark.parametrize("hold", [0, 7])
+def test_schedule_factor_matches_its_equation(kind, warmup, hold):
+    for event in [0, 1, 4, 5, 6, 7, 8, 12, 13, 30, 50, 99, 100, 150]:
+        floor = 0.1 if kind == "cosine" else 0.0
+        got = schedule_factor(event, kind, **{**SCHEDULE, "warmup": warmup, "min_factor": floor, "hold": hold})
+        want = expected(event, kind, warmup, floor=floor, hold=hold)
         assert got == pytest.approx(want, abs=1e-12), (event, got, want)
+
+
+def test_held_steps_keep_the_weights_while_the_thresholds_adapt():
+    """Miconi's notebook changes no weight in its first 201 batches while the k-WTA thresholds adapt: with
+    ``hold`` the optimiser steps at lr 0 for that long, then learns."""
+    cfg = small(schedule={"hold": 3})
+    cfg["rule"].update(name="instar", threshold_rate=3.0, homeostasis="supra", kwta_post="binary", k=1)
+    exp = Experiment(cfg)
+    start = [a.layer.weight.detach().clone() for a in exp.agents]
+    thresholds = [a.rule.threshold.clone() for a in exp.agents]
+    exp.simulate(3)
+    for agent, w0, t0 in zip(exp.agents, start, thresholds):
+        # unchanged but for the rounding of the unit-norm projection after each step, as in the notebook
+        assert (agent.layer.weight - w0).abs().max() < 1e-6
+        assert not torch.equal(agent.rule.threshold, t0)
+        assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)  # the next step learns
+    exp.simulate(1)
+    assert all((a.layer.weight - w0).abs().max() > 1e-4 for a, w0 in zip(exp.agents, start))
 
 
 def small(**rule):
