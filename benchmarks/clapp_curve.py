@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arguments, curve_settings, machine, parse, run_records, sweep_arguments, write_json  # noqa: E402
+from common import (arguments, curve_settings, label_curves, label_gain_table, machine, parse,  # noqa: E402
+                    run_records, sweep_arguments, write_json)
 
 from saccade_sim.sweep import run_sweep  # noqa: E402
 
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budgets", type=int, nargs="+", default=[2500, 5000, 10000, 20000])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--label-sizes", type=int, nargs="+", default=[],
+                        help="also probe each finished run's final weights with these numbers of labelled training "
+                             "images (trained and random twin; label_curve.json in the run folder)")
     sweep_arguments(parser, "clapp_curve")
     args = parse(parser)
     config = None if args.config == "default" else args.config
@@ -44,7 +48,12 @@ def main() -> None:
           f"{len(set(args.budgets))} asked); {machine()['summary']}, {args.threads} thread(s) per run; runs in "
           f"{Path(args.out).resolve()}")
     print(sweep.curve_markdown())
-    write_json(args.json, args, step=step, curve=sweep.curve, runs=run_records(sweep))
+    labels = label_curves(sweep, args.label_sizes) if args.label_sizes else []
+    if labels:
+        names = list(next(r.results for r in sweep.runs if r.results)["probe"]["layers"])
+        print(f"\nat {max(args.budgets)} events, the probe trained on each number of labelled images (test split "
+              f"unchanged)\n" + label_gain_table(labels, args.label_sizes, names))
+    write_json(args.json, args, step=step, curve=sweep.curve, runs=run_records(sweep), labels=labels)
 
 
 if __name__ == "__main__":

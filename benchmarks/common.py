@@ -101,6 +101,42 @@ def run_records(sweep: Any) -> list[dict[str, Any]]:
             for r in sweep.runs]
 
 
+def label_curves(sweep: Any, sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Per finished run: {"seed", "trained": {n: [acc per layer]}, "random": ...}, read from the run folder's
+    label_curve.json when it holds these sizes, else computed (the run rebuilt from its folder) and written."""
+    from saccade_sim.analysis.report import load_run  # matplotlib and the analyses: only for the scripts that ask
+
+    curves = []
+    for run in sweep.runs:
+        if not run.results:
+            continue
+        path = run.folder / "label_curve.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        if saved.get("sizes") != list(sizes):
+            exp = load_run(run.folder)
+            saved = {"sizes": list(sizes),
+                     **{k: {str(n): acc for n, acc in exp.label_curve(layers, list(sizes)).items()}
+                        for k, layers in (("trained", exp.layers), ("random", exp.initial_layers))}}
+            path.write_text(json.dumps(saved))
+        curves.append({"seed": run.seed, **saved})
+    return curves
+
+
+def label_gain_table(curves: list[dict[str, Any]], sizes: Sequence[int], names: Sequence[str]) -> str:
+    """Per number of labels and layer (``names``): trained and random-weights accuracy (mean ± sd over the runs of
+    :func:`label_curves`) and the paired gain trained - random with how many runs are above."""
+    rows = []
+    for n in sizes:
+        for i, name in enumerate(names):
+            trained = [c["trained"][str(n)][i] for c in curves]
+            random = [c["random"][str(n)][i] for c in curves]
+            gains = [t - r for t, r in zip(trained, random)]
+            rows.append({"labels": n, "layer": name, "trained": mean_std(trained), "random weights": mean_std(random),
+                         "trained - random (paired)": f"{mean_std(gains, '+')} ({sum(g > 0 for g in gains)}/"
+                                                      f"{len(gains)} above)"})
+    return table(rows, ["labels", "layer", "trained", "random weights", "trained - random (paired)"], style="markdown")
+
+
 def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, Any]]:
     """Run every case once per round, ``repeats`` rounds (so the compared things share the machine's load),
     and summarise each case's values."""

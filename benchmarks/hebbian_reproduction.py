@@ -17,6 +17,11 @@ Parts (``--parts``):
   +0.05;
 - Miconi's interventions: layer 1 -> layer 3 of ``miconi_plain`` (decoding should fall) against ``miconi``
   (it should rise), seed by seed;
+- ``labels``: each finished run of ``miconi_plain`` and ``miconi`` (run first where missing): its label curve
+  (:meth:`saccade_sim.evaluation.Evaluation.label_curve`, trained and random weights, ``--label-sizes``
+  labelled training images, kept in the run folder as label_curve.json): layer 3 - layer 1 against the number
+  of labels, with its least-squares line in log(labels) over every seed's points, extrapolated to the
+  released readout's 50,000 images;
 - ``curve``: one config (``--curve-config``, softhebb) run ``--curve-events`` events per seed with the probe
   every ``--curve-every`` events (``probe.every_ms``): the sweep's learning curve, the trained layers' accuracy
   and paired gain over the random weights against the budget;
@@ -26,20 +31,22 @@ Parts (``--parts``):
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import compare_rules
 import zhou_few_labels
-from common import (arguments, curve_settings, machine, mean_std, parse, row_text, run_records, summary,
-                    sweep_arguments, table, write_json)
+from common import (arguments, curve_settings, label_curves, machine, mean_std, parse, row_text, run_records,
+                    summary, sweep_arguments, table, write_json)
 
 from saccade_sim.sweep import SweepTable, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("softhebb", "miconi", "miconi_plain", "sphere", "activation")
-PARTS = PROTOCOLS + ("curve", "zhou", "compare")
+PARTS = PROTOCOLS + ("curve", "labels", "zhou", "compare")
 TARGET = 0.05  #: the best layer's gain over random weights the issue asks for (softhebb, miconi)
+RELEASED_LABELS = 50_000  #: the training images of the released readouts (CIFAR-10's training set)
 
 
 def config_path(part: str, full: bool) -> tuple[Path, list[str]]:
@@ -110,6 +117,39 @@ def interventions_table(sweeps: dict[str, SweepTable]) -> str:
     return table(rows, ["layer"] + variants, style="markdown")
 
 
+def log_line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of y against log(n)."""
+    xs, ys = [math.log(n) for n, _ in points], [y for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
+
+
+def labels_table(curves: dict[str, list[dict[str, Any]]], sizes: Sequence[int]) -> str:
+    """Per variant and number of labels: each layer's trained accuracy, layer 3 - layer 1 trained and with
+    random weights (mean ± sd, seeds rising); then the log-linear fit of the trained trend."""
+    rows, fits = [], []
+    for variant, runs in curves.items():
+        if not runs:
+            continue
+        for n in sizes:
+            trained = [r["trained"][str(n)] for r in runs]
+            rise = [t[-1] - t[0] for t in trained]
+            rise_random = [r["random"][str(n)][-1] - r["random"][str(n)][0] for r in runs]
+            rows.append({"variant": variant, "labels": n,
+                         **{f"layer{i + 1}": mean_std([t[i] for t in trained]) for i in range(len(trained[0]))},
+                         "layer3 - layer1": f"{mean_std(rise, '+')} (rises in {sum(d > 0 for d in rise)}/{len(rise)})",
+                         "random: layer3 - layer1": mean_std(rise_random, "+")})
+        a, b = log_line([(n, r["trained"][str(n)][-1] - r["trained"][str(n)][0]) for r in runs for n in sizes])
+        zero = math.exp(-a / b) if b > 0 else float("inf")
+        fits.append(f"{variant}: layer3 - layer1 = {a:+.3f} {b:+.4f} ln(labels) over {len(runs)} seeds x "
+                    f"{len(sizes)} sizes; at {RELEASED_LABELS:,} labels {a + b * math.log(RELEASED_LABELS):+.3f}"
+                    + (f"; 0 at {zero:,.0f} labels" if b > 0 else "; it does not rise with the labels"))
+    columns = ["variant", "labels"] + [k for k in rows[0] if k.startswith("layer") and k[5:].isdigit()]
+    return table(rows, columns + ["layer3 - layer1", "random: layer3 - layer1"], style="markdown") + "\n" + \
+        "\n".join(fits)
+
+
 def main() -> None:
     p = arguments(__doc__, "hebbian_reproduction")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -123,6 +163,8 @@ def main() -> None:
     p.add_argument("--compare-events", type=int, default=1000)
     p.add_argument("--compare-probe", nargs=2, type=int, default=[2000, 1000], metavar=("TRAIN", "TEST"))
     p.add_argument("--zhou-steps", type=int, default=500)
+    p.add_argument("--label-sizes", nargs="+", type=int, default=[500, 1000, 2000, 3000, 5000],
+                   help="labels: the probe's numbers of labelled training images")
     sweep_arguments(p, "hebbian_reproduction")
     args = parse(p)
     sweeps: dict[str, SweepTable] = {}
@@ -134,6 +176,11 @@ def main() -> None:
             path, extra = config_path(args.curve_config, args.full)
             settings = curve_settings(path, [*extra, *args.set], args.curve_events, args.curve_every)
             sweeps[part] = sweep(part, args.curve_config, args, settings)
+        elif part == "labels":
+            for variant in ("miconi_plain", "miconi"):  # finished runs are read back, missing ones run
+                if variant not in sweeps:
+                    sweeps[variant] = sweep(variant, variant, args)
+            other[part] = {v: label_curves(sweeps[v], args.label_sizes) for v in ("miconi_plain", "miconi")}
         elif part == "zhou":
             zargs = argparse.Namespace(data="mnist5k.npz", labels=[1, 5, 10, 50], seeds=len(args.seeds),
                                        hidden=100, steps=args.zhou_steps, batch=32, lr=0.2, code_scale=1.0,
@@ -152,6 +199,9 @@ def main() -> None:
             print("\n" + protocol_table(part, sweeps[part], str(source)))
     if any(v in sweeps and finished(sweeps[v]) for v in ("miconi", "miconi_plain")):
         print("\nMiconi's interventions (layer 1 -> layer 3)\n" + interventions_table(sweeps))
+    if any(other.get("labels", {}).values()):
+        print("\nMiconi's layer 1 -> layer 3 against the probe's labelled training images (ridge, the config's "
+              "test split)\n" + labels_table(other["labels"], args.label_sizes))
     if "curve" in sweeps:
         source = config_path(args.curve_config, args.full)[0].relative_to(ROOT)
         print(f"\ncurve: {source}, {args.curve_events} events, probed every {args.curve_every} events; trained "

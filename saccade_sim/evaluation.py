@@ -12,6 +12,7 @@ from agents.layers import Layer
 
 from . import provenance
 from .analysis.probe import grid_features, linear_probe, ridge_probe
+from .errors import ConfigError
 from .hostsync import deliberate
 from .progress import bar as progress_bar
 from .seeding import stream_seed
@@ -34,36 +35,58 @@ class Evaluation:
         return grid_features(layers, self.modality, store, idx, p.pool, p.aggregate, p.batch, torch.float32,
                              with_input, tick)
 
+    def _probe_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe's training and test stimuli (:meth:`probe_indices` with ``probe.train`` / ``probe.test``)."""
+        p = self.config.probe
+        return (self.probe_indices(len(self.train_labels), p.train, "train"),
+                self.probe_indices(len(self.test_labels), p.test, "test"))
+
+    def _fit(self, f_tr: list, y_tr: torch.Tensor, f_te: list, y_te: torch.Tensor,
+             tick: Callable[[], Any] = lambda: None) -> list[float]:
+        """Test accuracy of the probe's classifier on each feature set in turn, each dropped once fitted."""
+        p = self.config.probe
+        seed = stream_seed(self.config.seed, "probe", "linear")  # the linear readout's draws
+        scores = []
+        for i in range(len(f_tr)):
+            if p.classifier == "linear":
+                scores.append(linear_probe(f_tr[i], y_tr, f_te[i], y_te, p.epochs, seed, device=self.device)["accuracy"])
+            else:
+                scores.append(ridge_probe(f_tr[i], y_tr, f_te[i], y_te, solver=p.solver)["accuracy"])
+            f_tr[i] = f_te[i] = None
+            tick()
+        return scores
+
     def probe_scores(self, layers: list[Layer], with_input: bool = True,
                      tick: Callable[[], Any] = lambda: None) -> list[float]:
         """Ridge-probe test accuracy of [input, layer 1, ...] of ``layers`` on the probe's splits (without the
         input, the costliest probe, when ``with_input`` is false); ``tick()`` after each batch and each fit."""
-        p = self.config.probe
-        tr = self.probe_indices(len(self.train_labels), p.train, "train")
-        te = self.probe_indices(len(self.test_labels), p.test, "test")
+        tr, te = self._probe_labels()
         y_tr, y_te = self.train_labels.cpu()[tr], self.test_labels.cpu()[te]
-
-        seed = stream_seed(self.config.seed, "probe", "linear")  # the linear readout's draws
-
-        def fit(f_tr: list, f_te: list) -> list[float]:
-            """Each feature set in turn, dropped once fitted."""
-            scores = []
-            for i in range(len(f_tr)):
-                if p.classifier == "linear":
-                    scores.append(linear_probe(f_tr[i], y_tr, f_te[i], y_te, p.epochs, seed, device=self.device)["accuracy"])
-                else:
-                    scores.append(ridge_probe(f_tr[i], y_tr, f_te[i], y_te, solver=p.solver)["accuracy"])
-                f_tr[i] = f_te[i] = None
-                tick()
-            return scores
-
         # the layers first; the raw glimpses (as many features as the largest layer, and no forward pass) after
-        scores = fit(self.features(layers, self.train_store, tr, False, tick),
-                     self.features(layers, self.test_store, te, False, tick))
+        scores = self._fit(self.features(layers, self.train_store, tr, False, tick), y_tr,
+                           self.features(layers, self.test_store, te, False, tick), y_te, tick)
         if with_input:
-            scores.insert(0, fit(self.features([], self.train_store, tr, True, tick),
-                                 self.features([], self.test_store, te, True, tick))[0])
+            scores.insert(0, self._fit(self.features([], self.train_store, tr, True, tick), y_tr,
+                                       self.features([], self.test_store, te, True, tick), y_te, tick)[0])
         return scores
+
+    def label_curve(self, layers: list[Layer], sizes: list[int]) -> dict[int, list[float]]:
+        """n -> probe test accuracy of [layer 1, ...] of ``layers`` when the probe trains on n labelled stimuli,
+        for each n of ``sizes``: the first n of the seeded training permutation that ``probe.train`` also takes
+        (nested sets; the test split as in :meth:`probe`). The features are computed once, for the largest n."""
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"label_curve: sizes must be positive numbers of stimuli, got {sizes!r}")
+        n_train = len(self.train_labels)
+        tr = self.probe_indices(n_train, max(sizes), "train")
+        te = self.probe_indices(len(self.test_labels), self.config.probe.test, "test")
+        f_tr = self.features(layers, self.train_store, tr, False)
+        f_te = self.features(layers, self.test_store, te, False)
+        y_tr, y_te = self.train_labels.cpu(), self.test_labels.cpu()[te]
+        curve = {}
+        for n in sorted(sizes):
+            rows = torch.from_numpy(np.searchsorted(tr.numpy(), self.probe_indices(n_train, n, "train").numpy()))
+            curve[n] = self._fit([f[rows] for f in f_tr], y_tr[tr[rows]], list(f_te), y_te)
+        return curve
 
     def _probe_during_run(self, glimpse) -> None:
         start = time.perf_counter()
@@ -77,8 +100,7 @@ class Evaluation:
     def probe(self, progress: bool = False) -> dict[str, Any]:
         """Per-layer test accuracy of a ridge probe, with the raw-input and random-weights baselines."""
         p = self.config.probe
-        tr = self.probe_indices(len(self.train_labels), p.train, "train")
-        te = self.probe_indices(len(self.test_labels), p.test, "test")
+        tr, te = self._probe_labels()
         names = [a.name for a in self.agents]
         batches = -(-len(tr) // p.batch) - (-len(te) // p.batch)
         # feature batches: trained layers, raw input, random layers; then one fit per feature set

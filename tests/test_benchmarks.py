@@ -55,6 +55,13 @@ def test_clapp_curve_probes_each_budget_of_each_seed_run_and_reads_them_back(tmp
     again = _bench("clapp_curve.py", *small)
     assert "done base" not in again and "2 of 2 seed(s) [0, 1] finished" in again
     assert again.split("| combination |")[1] == out.split("| combination |")[1]
+    labelled = _bench("clapp_curve.py", *small, "--label-sizes", "20", "60")  # 60 = probe.train: the runs' probe
+    finals = [json.loads((f / "results.json").read_text())["probe"]["layers"]["layer1"] for f in folders]
+    row = next(line for line in labelled.splitlines() if line.split("|")[1:3] and
+               [c.strip() for c in line.split("|")[1:3]] == ["60", "layer1"])
+    mean, sd, above = _gain_text(finals, random)
+    assert row.split("|")[5].split() == [mean, "±", sd, above, "above)"]
+    assert all((f / "label_curve.json").exists() for f in folders)
 
 
 def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_path):
@@ -81,6 +88,26 @@ def test_hebbian_reproduction_joins_seeds_run_in_two_sittings_and_its_curve(tmp_
     budgets = [line.split("|")[2].strip() for line in curve if line.startswith("| base |")]
     assert budgets == ["0"] * 3 + ["2", "2", "4", "4"]  # the input and both layers at 0, the layers at 2 and 4
     assert [p["events"] for p in runs["curve"][1]["curve"]] == [0, 2, 4]
+
+
+def test_hebbian_reproduction_label_curves_end_at_the_runs_own_probe(tmp_path):
+    """The labels part runs (or reads back) both Miconi variants and probes each run with 20 and 60 labels: at
+    60 (= probe.train) the curve is the run's own final probe; the table's layer3 - layer1 is the curve's."""
+    tiny = ["--set", "run.events=2", "--set", "probe.train=60", "--set", "probe.test=40", "--set", "eye.batch=8",
+            "--set", "data.train_limit=200", "--set", "data.test_limit=40", "--out", str(tmp_path / "runs")]
+    out = _bench("hebbian_reproduction.py", "--parts", "labels", "--seeds", "0", "--label-sizes", "20", "60", *tiny,
+                 "--json", str(tmp_path / "l.json"))
+    saved = json.loads((tmp_path / "l.json").read_text())
+    for variant in ("miconi_plain", "miconi"):
+        (run,) = saved["runs"][variant]
+        (curve,) = saved["labels"][variant]
+        assert curve["sizes"] == [20, 60]
+        assert curve["trained"]["60"] == list(run["results"]["probe"]["layers"].values())
+        assert curve["random"]["60"] == list(run["results"]["probe"]["baselines"]["random"].values())
+        rise = curve["trained"]["20"][-1] - curve["trained"]["20"][0]
+        row = next(line for line in out.splitlines() if line.startswith(f"| {variant} ") and "| 20 " in line)
+        assert f"{rise:+.3f} (rises in {int(rise > 0)}/1)" in row
+    assert "at 50,000 labels" in out
 
 
 def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
 """The ridge probe: exact leave-one-out selection vs explicit refits, and sanity on known problems."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -90,3 +91,24 @@ def test_gram_matrices_summed_over_feature_blocks_equal_the_standardised_product
         assert k.dtype == kt.dtype == torch.float64
         torch.testing.assert_close(k, z @ z.T, rtol=1e-12, atol=1e-10)
         torch.testing.assert_close(kt, zt @ z.T, rtol=1e-12, atol=1e-10)
+
+
+def test_the_label_curve_is_the_probe_trained_on_each_number_of_labels():
+    """label_curve(n) = the probe with probe.train = n, on nested training sets, the test split unchanged."""
+    from conftest import data_path
+    from saccade_sim.errors import ConfigError
+    from saccade_sim.experiment import Experiment
+
+    exp = Experiment({"data": {"source": str(data_path("digits8x8.npz"))}, "glimpse": {"patch": 4},
+                      "network": {"preset": "tiny"}, "rule": {"name": "oja"}, "run": {"events": 5, "progress": False},
+                      "probe": {"train": 0, "test": 50}})
+    exp.simulate()
+    curve = exp.label_curve(exp.layers, [80, 20, 200])
+    assert list(curve) == [20, 80, 200]
+    for n, scores in curve.items():
+        exp.config.probe.train = n
+        assert scores == exp.probe_scores(exp.layers, with_input=False)
+    small = set(exp.probe_indices(len(exp.train_labels), 20, "train").tolist())
+    assert small <= set(exp.probe_indices(len(exp.train_labels), 80, "train").tolist())
+    with pytest.raises(ConfigError):
+        exp.label_curve(exp.layers, [0, 10])
