@@ -19,9 +19,8 @@ Parts (``--parts``):
   (it should rise), seed by seed;
 - ``labels``: each finished run of ``miconi_plain`` and ``miconi`` (run first where missing): its label curve
   (:meth:`saccade_sim.evaluation.Evaluation.label_curve`, trained and random weights, ``--label-sizes``
-  labelled training images, kept in the run folder as label_curve.json): layer 3 - layer 1 against the number
-  of labels, with its least-squares line in log(labels) over every seed's points, extrapolated to the
-  released readout's 50,000 images;
+  labelled training images, kept in the run folder as label_curve.json): each layer and layer 3 - layer 1
+  against the number of labels;
 - ``curve``: one config (``--curve-config``, softhebb) run ``--curve-events`` events per seed with the probe
   every ``--curve-every`` events (``probe.every_ms``): the sweep's learning curve, the trained layers' accuracy
   and paired gain over the random weights against the budget;
@@ -31,7 +30,6 @@ Parts (``--parts``):
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("softhebb", "miconi", "miconi_plain", "sphere", "activation")
 PARTS = PROTOCOLS + ("curve", "labels", "zhou", "compare")
 TARGET = 0.05  #: the best layer's gain over random weights the issue asks for (softhebb, miconi)
-RELEASED_LABELS = 50_000  #: the training images of the released readouts (CIFAR-10's training set)
 
 
 def config_path(part: str, full: bool) -> tuple[Path, list[str]]:
@@ -117,18 +114,10 @@ def interventions_table(sweeps: dict[str, SweepTable]) -> str:
     return table(rows, ["layer"] + variants, style="markdown")
 
 
-def log_line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
-    """Least-squares (intercept, slope) of y against log(n)."""
-    xs, ys = [math.log(n) for n, _ in points], [y for _, y in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    return my - slope * mx, slope
-
-
 def labels_table(curves: dict[str, list[dict[str, Any]]], sizes: Sequence[int]) -> str:
     """Per variant and number of labels: each layer's trained accuracy, layer 3 - layer 1 trained and with
-    random weights (mean ± sd, seeds rising); then the log-linear fit of the trained trend."""
-    rows, fits = [], []
+    random weights (mean ± sd, seeds rising)."""
+    rows = []
     for variant, runs in curves.items():
         if not runs:
             continue
@@ -140,14 +129,8 @@ def labels_table(curves: dict[str, list[dict[str, Any]]], sizes: Sequence[int]) 
                          **{f"layer{i + 1}": mean_std([t[i] for t in trained]) for i in range(len(trained[0]))},
                          "layer3 - layer1": f"{mean_std(rise, '+')} (rises in {sum(d > 0 for d in rise)}/{len(rise)})",
                          "random: layer3 - layer1": mean_std(rise_random, "+")})
-        a, b = log_line([(n, r["trained"][str(n)][-1] - r["trained"][str(n)][0]) for r in runs for n in sizes])
-        zero = math.exp(-a / b) if b > 0 else float("inf")
-        fits.append(f"{variant}: layer3 - layer1 = {a:+.3f} {b:+.4f} ln(labels) over {len(runs)} seeds x "
-                    f"{len(sizes)} sizes; at {RELEASED_LABELS:,} labels {a + b * math.log(RELEASED_LABELS):+.3f}"
-                    + (f"; 0 at {zero:,.0f} labels" if b > 0 else "; it does not rise with the labels"))
     columns = ["variant", "labels"] + [k for k in rows[0] if k.startswith("layer") and k[5:].isdigit()]
-    return table(rows, columns + ["layer3 - layer1", "random: layer3 - layer1"], style="markdown") + "\n" + \
-        "\n".join(fits)
+    return table(rows, columns + ["layer3 - layer1", "random: layer3 - layer1"], style="markdown")
 
 
 def main() -> None:

@@ -74,9 +74,10 @@ class Evaluation:
         """n -> probe test accuracy of [layer 1, ...] of ``layers`` when the probe trains on n labelled stimuli,
         for each n of ``sizes``: the first n of the seeded training permutation that ``probe.train`` also takes
         (nested sets; the test split as in :meth:`probe`). The features are computed once, for the largest n."""
-        if not sizes or min(sizes) < 1:
-            raise ConfigError(f"label_curve: sizes must be positive numbers of stimuli, got {sizes!r}")
         n_train = len(self.train_labels)
+        if not sizes or min(sizes) < 1 or max(sizes) > n_train:
+            raise ConfigError(f"label_curve: sizes must be numbers of stimuli from 1 to the {n_train} training "
+                              f"stimuli, got {sizes!r}")
         tr = self.probe_indices(n_train, max(sizes), "train")
         te = self.probe_indices(len(self.test_labels), self.config.probe.test, "test")
         f_tr = self.features(layers, self.train_store, tr, False)

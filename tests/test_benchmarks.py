@@ -107,7 +107,6 @@ def test_hebbian_reproduction_label_curves_end_at_the_runs_own_probe(tmp_path):
         rise = curve["trained"]["20"][-1] - curve["trained"]["20"][0]
         row = next(line for line in out.splitlines() if line.startswith(f"| {variant} ") and "| 20 " in line)
         assert f"{rise:+.3f} (rises in {int(rise > 0)}/1)" in row
-    assert "at 50,000 labels" in out
 
 
 def _script(name: str, *args: str, threads: bool = True) -> subprocess.CompletedProcess:

@@ -110,5 +110,6 @@ def test_the_label_curve_is_the_probe_trained_on_each_number_of_labels():
         assert scores == exp.probe_scores(exp.layers, with_input=False)
     small = set(exp.probe_indices(len(exp.train_labels), 20, "train").tolist())
     assert small <= set(exp.probe_indices(len(exp.train_labels), 80, "train").tolist())
-    with pytest.raises(ConfigError):
-        exp.label_curve(exp.layers, [0, 10])
+    for sizes in ([0, 10], [len(exp.train_labels) + 1], []):
+        with pytest.raises(ConfigError):
+            exp.label_curve(exp.layers, sizes)
