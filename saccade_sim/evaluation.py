@@ -79,7 +79,7 @@ class Evaluation:
             raise ConfigError(f"label_curve: sizes must be numbers of stimuli from 1 to the {n_train} training "
                               f"stimuli, got {sizes!r}")
         tr = self.probe_indices(n_train, max(sizes), "train")
-        te = self.probe_indices(len(self.test_labels), self.config.probe.test, "test")
+        _, te = self._probe_labels()
         f_tr = self.features(layers, self.train_store, tr, False)
         f_te = self.features(layers, self.test_store, te, False)
         y_tr, y_te = self.train_labels.cpu(), self.test_labels.cpu()[te]
